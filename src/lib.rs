@@ -4,5 +4,8 @@
 //! `player` → `sources` → `audio` (decode, resample, filters, Opus) → `voice` (Discord).
 
 pub mod audio;
+pub mod config;
 pub mod protocol;
+pub mod sources;
+pub mod util;
 pub mod voice;

@@ -67,3 +67,57 @@ impl VoiceSlot {
         Arc::new(VoiceSlot::default())
     }
 }
+
+/// Settings for the shared voice machinery.
+#[derive(Debug, Clone)]
+pub struct VoiceSettings {
+    pub handshake_limit: usize,
+}
+
+/// Handle returned by [`VoiceContext::register`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PacerKey(pub u64);
+
+/// Shared by all players: the pacer thread, the handshake gate, the TLS client config.
+/// (Stub until the voice branch lands.)
+pub struct VoiceContext {
+    _settings: VoiceSettings,
+}
+
+impl VoiceContext {
+    pub fn new(settings: VoiceSettings) -> Arc<Self> {
+        Arc::new(VoiceContext {
+            _settings: settings,
+        })
+    }
+    pub fn register(&self, _slot: Arc<VoiceSlot>, _source: Box<dyn FrameSource>) -> PacerKey {
+        PacerKey(0)
+    }
+    pub fn unregister(&self, _key: PacerKey) {}
+}
+
+/// One Discord voice connection. (Stub until the voice branch lands.)
+pub struct VoiceConnection {
+    info: VoiceServerInfo,
+}
+
+impl VoiceConnection {
+    pub fn connect(
+        _ctx: &Arc<VoiceContext>,
+        info: VoiceServerInfo,
+        _slot: Arc<VoiceSlot>,
+        _events: tokio::sync::mpsc::UnboundedSender<VoiceEvent>,
+    ) -> VoiceConnection {
+        VoiceConnection { info }
+    }
+    pub fn info(&self) -> &VoiceServerInfo {
+        &self.info
+    }
+    pub fn is_connected(&self) -> bool {
+        false
+    }
+    pub fn ping_ms(&self) -> i64 {
+        -1
+    }
+    pub async fn disconnect(self) {}
+}
