@@ -3,9 +3,16 @@
 //! The modules follow the path a frame takes: `api` (REST + client WebSocket) → `session` →
 //! `player` → `sources` → `audio` (decode, resample, filters, Opus) → `voice` (Discord).
 
+pub mod api;
 pub mod audio;
 pub mod config;
+pub mod logging;
+pub mod node;
+pub mod player;
 pub mod protocol;
+pub mod session;
 pub mod sources;
+pub mod system_stats;
+pub mod track;
 pub mod util;
 pub mod voice;

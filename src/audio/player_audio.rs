@@ -183,26 +183,18 @@ impl PlayerAudio {
         Ok(())
     }
 
-    /// The track of `generation` failed before (or while) a pipeline could be installed.
-    pub fn fail(self: &Arc<Self>, generation: u32, message: String) {
-        let produced = {
+    /// The track of `generation` failed before (or while) a pipeline could be installed: its
+    /// end marker (`loadFailed` unless audio was produced) goes into the ring, so the end is
+    /// reported when the pacer drains it. The caller reports the exception.
+    pub fn fail(self: &Arc<Self>, generation: u32) {
+        {
             let mut job = self.job.lock();
             if job.generation != generation {
                 return;
             }
             job.pipeline = None;
-            job.pending_end = Some(if job.produced_any {
-                EndKind::Finished
-            } else {
-                EndKind::LoadFailed
-            });
-            job.produced_any
-        };
-        let _ = self.signals.send(AudioSignal::Failed {
-            generation,
-            message,
-            produced_audio: produced,
-        });
+            job.pending_end = Some(if job.produced_any { EndKind::Finished } else { EndKind::LoadFailed });
+        }
         self.schedule();
     }
 
