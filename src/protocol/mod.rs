@@ -4,6 +4,7 @@ pub mod filters;
 pub mod info;
 pub mod load;
 pub mod messages;
+pub mod modified_utf8;
 pub mod omissible;
 pub mod player;
 pub mod stats;
