@@ -22,13 +22,21 @@ fn level(name: &str) -> &'static str {
 /// The filter directives the configuration asks for.
 pub fn directives(config: &Config) -> String {
     let mut parts = Vec::new();
-    let root = config.log_levels.get("root").map(String::as_str).unwrap_or("INFO");
+    let root = config
+        .log_levels
+        .get("root")
+        .map(String::as_str)
+        .unwrap_or("INFO");
     parts.push(level(root).to_string());
     for (logger, lvl) in &config.log_levels {
         match logger.as_str() {
             "root" => {}
             "lavalink" => parts.push(format!("acoustic={}", level(lvl))),
-            other if other.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') => {
+            other
+                if other
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') =>
+            {
                 parts.push(format!("{other}={}", level(lvl)))
             }
             _ => {}
@@ -46,5 +54,8 @@ pub fn init(config: &Config) {
         Ok(v) if !v.is_empty() => EnvFilter::new(v),
         _ => EnvFilter::new(directives(config)),
     };
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(true).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true)
+        .try_init();
 }

@@ -31,7 +31,11 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             "-V" | "--version" => {
-                println!("acoustic {} (Lavalink {})", env!("CARGO_PKG_VERSION"), acoustic::node::LAVALINK_VERSION);
+                println!(
+                    "acoustic {} (Lavalink {})",
+                    env!("CARGO_PKG_VERSION"),
+                    acoustic::node::LAVALINK_VERSION
+                );
                 return ExitCode::SUCCESS;
             }
             "-c" | "--config" => match args.next() {
@@ -65,7 +69,10 @@ fn main() -> ExitCode {
         tracing::warn!("ignoring unknown configuration key `{key}`");
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("acoustic: cannot start the async runtime: {e}");
@@ -89,8 +96,14 @@ async fn run(config: Config) -> ExitCode {
     };
     let node = Node::new(config);
     node.spawn_minute_roller();
-    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    tracing::info!("Acoustic {} listening on {local} (Lavalink protocol v4)", env!("CARGO_PKG_VERSION"));
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        "Acoustic {} listening on {local} (Lavalink protocol v4)",
+        env!("CARGO_PKG_VERSION")
+    );
 
     let app = acoustic::api::router(node.clone());
     let shutdown_node = node.clone();

@@ -48,9 +48,14 @@ impl Node {
         }));
         let engine = AudioEngine::new(
             config.audio_workers,
-            PipelineSettings { opus_complexity: config.opus_encoding_quality, resampling: config.resampling_quality },
+            PipelineSettings {
+                opus_complexity: config.opus_encoding_quality,
+                resampling: config.resampling_quality,
+            },
         );
-        let voice = VoiceContext::new(VoiceSettings { handshake_limit: config.voice_handshake_limit });
+        let voice = VoiceContext::new(VoiceSettings {
+            handshake_limit: config.voice_handshake_limit,
+        });
         let players = Arc::new(PlayerContext {
             sources: sources.clone(),
             engine,
@@ -61,14 +66,26 @@ impl Node {
         let cpu = Arc::new(CpuLoad::default());
         system_stats::spawn_sampler(cpu.clone(), Duration::from_secs(5));
         let info = build_info(&config, &sources);
-        Arc::new(Node { config, sessions: Arc::new(Sessions::default()), players, started_at: Instant::now(), cpu, info })
+        Arc::new(Node {
+            config,
+            sessions: Arc::new(Sessions::default()),
+            players,
+            started_at: Instant::now(),
+            cpu,
+            info,
+        })
     }
 
     /// Shutdown: close every client socket with 1001 (going away) and stop every player,
     /// which closes its voice connection cleanly. Bounded to about a second and a half.
     pub async fn shutdown(&self) {
         self.sessions.close_all(1001);
-        let players: Vec<_> = self.sessions.all().iter().flat_map(|s| s.players()).collect();
+        let players: Vec<_> = self
+            .sessions
+            .all()
+            .iter()
+            .flat_map(|s| s.players())
+            .collect();
         let stop_all = futures_util::future::join_all(players.iter().map(|p| p.destroy()));
         let _ = tokio::time::timeout(Duration::from_millis(1500), stop_all).await;
     }
@@ -91,7 +108,12 @@ impl Node {
             players,
             playing_players: playing,
             uptime: self.started_at.elapsed().as_millis() as i64,
-            memory: Memory { free: 0, used: rss, allocated: rss, reservable: limit },
+            memory: Memory {
+                free: 0,
+                used: rss,
+                allocated: rss,
+                reservable: limit,
+            },
             cpu: Cpu {
                 cores: system_stats::cores() as i64,
                 system_load: self.cpu.system(),
@@ -102,14 +124,22 @@ impl Node {
 
     /// Frame stats over `session`'s players that played through the previous full minute.
     pub fn frame_stats(&self, session: &Session) -> Option<FrameStats> {
-        let minutes: Vec<(u64, u64)> = session.players().iter().filter_map(|p| p.last_full_minute()).collect();
+        let minutes: Vec<(u64, u64)> = session
+            .players()
+            .iter()
+            .filter_map(|p| p.last_full_minute())
+            .collect();
         let n = minutes.len() as i64;
         if n == 0 {
             return None;
         }
         let sent: i64 = minutes.iter().map(|m| m.0 as i64).sum();
         let nulled: i64 = minutes.iter().map(|m| m.1 as i64).sum();
-        Some(FrameStats { sent: sent / n, nulled: nulled / n, deficit: (n * 3000 - (sent + nulled)) / n })
+        Some(FrameStats {
+            sent: sent / n,
+            nulled: nulled / n,
+            deficit: (n * 3000 - (sent + nulled)) / n,
+        })
     }
 
     /// Rolls every player's frame accounting at each wall-clock minute.
@@ -132,8 +162,14 @@ impl Node {
 }
 
 fn build_info(config: &Config, sources: &SourceManagers) -> Info {
-    let mut parts = LAVALINK_VERSION.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor, patch) = (parts.next().unwrap_or(4), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let mut parts = LAVALINK_VERSION
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor, patch) = (
+        parts.next().unwrap_or(4),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
     Info {
         version: Version {
             semver: LAVALINK_VERSION.to_string(),
@@ -149,8 +185,15 @@ fn build_info(config: &Config, sources: &SourceManagers) -> Info {
             commit: env!("ACOUSTIC_GIT_COMMIT").to_string(),
             commit_time: env!("ACOUSTIC_GIT_COMMIT_TIME").parse().unwrap_or(0),
         },
-        jvm: format!("Acoustic {} ({})", env!("CARGO_PKG_VERSION"), env!("ACOUSTIC_RUSTC_VERSION")),
-        lavaplayer: format!("acoustic-audio {} (symphonia 0.6, libopus)", env!("CARGO_PKG_VERSION")),
+        jvm: format!(
+            "Acoustic {} ({})",
+            env!("CARGO_PKG_VERSION"),
+            env!("ACOUSTIC_RUSTC_VERSION")
+        ),
+        lavaplayer: format!(
+            "acoustic-audio {} (symphonia 0.6, libopus)",
+            env!("CARGO_PKG_VERSION")
+        ),
         source_managers: sources.names().into_iter().map(String::from).collect(),
         filters: crate::protocol::filters::BUILTIN_FILTERS
             .iter()

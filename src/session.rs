@@ -42,12 +42,16 @@ const MAX_QUEUED: usize = 10_000;
 
 impl Outbox {
     fn new(tx: UnboundedSender<WsOut>) -> Self {
-        Outbox { link: Mutex::new(Link::Open(tx)) }
+        Outbox {
+            link: Mutex::new(Link::Open(tx)),
+        }
     }
 
     /// Sends an event or stats message: queued while paused, dropped once destroyed.
     pub fn send(&self, msg: &OutgoingMessage) {
-        let Ok(text) = serde_json::to_string(msg) else { return };
+        let Ok(text) = serde_json::to_string(msg) else {
+            return;
+        };
         let mut link = self.link.lock();
         match &mut *link {
             Link::Open(tx) => {
@@ -94,7 +98,10 @@ pub struct Session {
 
 impl Session {
     pub fn info(&self) -> SessionInfo {
-        SessionInfo { resuming: self.resuming.load(Ordering::Acquire), timeout: self.timeout_secs.load(Ordering::Acquire) }
+        SessionInfo {
+            resuming: self.resuming.load(Ordering::Acquire),
+            timeout: self.timeout_secs.load(Ordering::Acquire),
+        }
     }
 
     pub fn set_resuming(&self, resuming: bool) {
@@ -124,8 +131,16 @@ impl Session {
     }
 
     /// The player for `guild_id`, created with `make` if missing.
-    pub fn player_or_insert_with(&self, guild_id: u64, make: impl FnOnce() -> Arc<Player>) -> Arc<Player> {
-        self.players.lock().entry(guild_id).or_insert_with(make).clone()
+    pub fn player_or_insert_with(
+        &self,
+        guild_id: u64,
+        make: impl FnOnce() -> Arc<Player>,
+    ) -> Arc<Player> {
+        self.players
+            .lock()
+            .entry(guild_id)
+            .or_insert_with(make)
+            .clone()
     }
 
     pub fn remove_player(&self, guild_id: u64) -> Option<Arc<Player>> {
@@ -141,7 +156,12 @@ pub struct Sessions {
 
 impl Sessions {
     /// A new open session writing to `tx`.
-    pub fn create(&self, user_id: u64, client_name: String, tx: UnboundedSender<WsOut>) -> Arc<Session> {
+    pub fn create(
+        &self,
+        user_id: u64,
+        client_name: String,
+        tx: UnboundedSender<WsOut>,
+    ) -> Arc<Session> {
         let mut map = self.map.write();
         let id = loop {
             let id = crate::util::session_id();
@@ -176,13 +196,19 @@ impl Sessions {
 
     /// Reattaches a paused session to a new socket. Returns the session and the messages queued
     /// while it was away, in order; `None` if `id` is not a paused session.
-    pub fn resume(&self, id: &str, tx: UnboundedSender<WsOut>) -> Option<(Arc<Session>, Vec<String>)> {
+    pub fn resume(
+        &self,
+        id: &str,
+        tx: UnboundedSender<WsOut>,
+    ) -> Option<(Arc<Session>, Vec<String>)> {
         let session = self.map.read().get(id).cloned()?;
         if session.destroyed.load(Ordering::Acquire) {
             return None;
         }
         let mut link = session.outbox.link.lock();
-        let Link::Paused(queue) = &mut *link else { return None };
+        let Link::Paused(queue) = &mut *link else {
+            return None;
+        };
         let queued = std::mem::take(queue);
         *link = Link::Open(tx);
         drop(link);

@@ -22,14 +22,18 @@ impl CpuLoad {
         f64::from_bits(self.process.load(Ordering::Relaxed))
     }
     fn store(&self, system: f64, process: f64) {
-        self.system.store(system.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
-        self.process.store(process.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+        self.system
+            .store(system.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+        self.process
+            .store(process.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
     }
 }
 
 /// Logical CPUs.
 pub fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Resident set size of this process, in bytes.
@@ -38,7 +42,11 @@ pub fn rss_bytes() -> i64 {
     let page = page_size();
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<i64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<i64>().ok())
+        })
         .map(|pages| pages * page)
         .unwrap_or(0)
 }
@@ -58,7 +66,11 @@ pub fn memory_limit_bytes() -> i64 {
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<i64>().ok()))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<i64>().ok())
+                })
         })
         .map(|kb| kb * 1024)
         .unwrap_or(0);
@@ -84,7 +96,11 @@ fn clock_ticks() -> f64 {
 fn machine_jiffies() -> Option<(u64, u64)> {
     let s = std::fs::read_to_string("/proc/stat").ok()?;
     let line = s.lines().next()?;
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     if v.len() < 4 {
         return None;
     }
@@ -119,7 +135,9 @@ pub fn spawn_sampler(load: std::sync::Arc<CpuLoad>, period: Duration) {
                 let process = process_cpu_seconds();
                 let now = Instant::now();
                 let system = match (last_machine, machine) {
-                    (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => (b1 - b0) as f64 / (t1 - t0) as f64,
+                    (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+                        (b1 - b0) as f64 / (t1 - t0) as f64
+                    }
                     _ => 0.0,
                 };
                 let wall = now.duration_since(last_at).as_secs_f64();

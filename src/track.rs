@@ -21,11 +21,22 @@ pub fn to_track(data: &TrackData, position_ms: i64, user_data: Map<String, Value
 /// Decodes a client's blob into playable track data (the source must be known here).
 pub fn decode(sources: &SourceManagers, encoded: &str) -> Result<TrackData, TrackDecodeError> {
     let decoded = track_codec::decode_track(encoded, |name| sources.details_layout(name))?;
-    Ok(TrackData { info: decoded.info, details: decoded.details })
+    Ok(TrackData {
+        info: decoded.info,
+        details: decoded.details,
+    })
 }
 
 /// The `/decodetrack(s)` answer: the input string echoed, info as stored in the blob.
-pub fn decode_for_client(sources: &SourceManagers, encoded: &str) -> Result<Track, TrackDecodeError> {
+pub fn decode_for_client(
+    sources: &SourceManagers,
+    encoded: &str,
+) -> Result<Track, TrackDecodeError> {
     let data = decode(sources, encoded)?;
-    Ok(Track { encoded: encoded.to_string(), info: data.info, plugin_info: Map::new(), user_data: Map::new() })
+    Ok(Track {
+        encoded: encoded.to_string(),
+        info: data.info,
+        plugin_info: Map::new(),
+        user_data: Map::new(),
+    })
 }

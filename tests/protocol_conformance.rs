@@ -14,7 +14,10 @@ const T: Duration = Duration::from_secs(5);
 const HTTP_TRACK: &str = "QAAAewMADVVua25vd24gdGl0bGUADlVua25vd24gYXJ0aXN0AAAAAAACvyAAHGh0dHBzOi8vZXhhbXBsZS5jb20vc29uZy5tcDMAAQAcaHR0cHM6Ly9leGFtcGxlLmNvbS9zb25nLm1wMwAAAARodHRwAANtcDMAAAAAAAAAAA==";
 
 fn assert_error_body(body: &Value, status: u16, path: &str) {
-    assert!(body["timestamp"].as_i64().unwrap() > 1_600_000_000_000, "{body}");
+    assert!(
+        body["timestamp"].as_i64().unwrap() > 1_600_000_000_000,
+        "{body}"
+    );
     assert_eq!(body["status"], status, "{body}");
     assert!(body["error"].is_string(), "{body}");
     assert!(body["message"].is_string(), "{body}");
@@ -30,21 +33,41 @@ async fn auth_version_and_api_header() {
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["Lavalink-Api-Version"], "4");
     assert!(r.text().await.unwrap().is_empty());
-    let r = plain.get(node.url("/version")).header("Authorization", "nope").send().await.unwrap();
+    let r = plain
+        .get(node.url("/version"))
+        .header("Authorization", "nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(r.headers()["Lavalink-Api-Version"], "4");
     assert!(r.text().await.unwrap().is_empty());
-    let r = plain.get(node.url("/version")).header("Authorization", format!("Bearer {PASSWORD}")).send().await.unwrap();
+    let r = plain
+        .get(node.url("/version"))
+        .header("Authorization", format!("Bearer {PASSWORD}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403, "no Bearer prefix accepted");
 
     let r = node.http().get(node.url("/version")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["Lavalink-Api-Version"], "4");
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let v = r.text().await.unwrap();
     assert_eq!(v.split('.').next(), Some("4"), "{v}");
 
-    for path in ["/v4/info", "/v4/stats", "/v4/sessions/nope/players", "/nope"] {
+    for path in [
+        "/v4/info",
+        "/v4/stats",
+        "/v4/sessions/nope/players",
+        "/nope",
+    ] {
         let r = node.http().get(node.url(path)).send().await.unwrap();
         assert_eq!(r.headers()["Lavalink-Api-Version"], "4", "{path}");
     }
@@ -66,13 +89,27 @@ async fn error_bodies_and_trace() {
     assert_eq!(body["path"], "/v4/sessions/nope/players");
 
     let ws = node.ws().await;
-    let (s, body) = node.get_json(&format!("/v4/sessions/{}/players/notanumber", ws.session_id)).await;
+    let (s, body) = node
+        .get_json(&format!(
+            "/v4/sessions/{}/players/notanumber",
+            ws.session_id
+        ))
+        .await;
     assert_eq!(s, 400);
-    assert_error_body(&body, 400, &format!("/v4/sessions/{}/players/notanumber", ws.session_id));
+    assert_error_body(
+        &body,
+        400,
+        &format!("/v4/sessions/{}/players/notanumber", ws.session_id),
+    );
     assert_eq!(body["error"], "Bad Request");
 
     // Wrong method on a known path.
-    let r = node.http().delete(node.url("/v4/info")).send().await.unwrap();
+    let r = node
+        .http()
+        .delete(node.url("/v4/info"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
     let body: Value = r.json().await.unwrap();
     assert_error_body(&body, 405, "/v4/info");
@@ -95,12 +132,33 @@ async fn info_and_stats() {
     assert!(info["git"]["commitTime"].is_i64());
     assert!(info["jvm"].is_string() && info["lavaplayer"].is_string());
     assert!(info["plugins"].as_array().unwrap().is_empty());
-    let filters: Vec<&str> = info["filters"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let filters: Vec<&str> = info["filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
     assert_eq!(
         filters,
-        ["volume", "equalizer", "karaoke", "timescale", "tremolo", "vibrato", "distortion", "rotation", "channelMix", "lowPass"]
+        [
+            "volume",
+            "equalizer",
+            "karaoke",
+            "timescale",
+            "tremolo",
+            "vibrato",
+            "distortion",
+            "rotation",
+            "channelMix",
+            "lowPass"
+        ]
     );
-    let sources: Vec<&str> = info["sourceManagers"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let sources: Vec<&str> = info["sourceManagers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
     assert!(sources.contains(&"http"));
 
     let (s, stats) = node.get_json("/v4/stats").await;
@@ -129,17 +187,33 @@ async fn disabled_filter_and_source_leave_info() {
     })
     .await;
     let (_, info) = node.get_json("/v4/info").await;
-    let filters: Vec<&str> = info["filters"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let filters: Vec<&str> = info["filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
     assert!(!filters.contains(&"karaoke"));
     assert_eq!(filters.len(), 9);
-    assert!(!info["sourceManagers"].as_array().unwrap().iter().any(|s| s == "http"));
+    assert!(
+        !info["sourceManagers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "http")
+    );
 
     // 36: a disabled filter in a PATCH is rejected before anything happens.
     let ws = node.ws().await;
     let path = format!("/v4/sessions/{}/players/1", ws.session_id);
-    let (s, body) = node.patch_json(&path, json!({"filters": {"karaoke": null}})).await;
+    let (s, body) = node
+        .patch_json(&path, json!({"filters": {"karaoke": null}}))
+        .await;
     assert_eq!(s, 400);
-    assert_eq!(body["message"], "Following filters are disabled in the config: karaoke");
+    assert_eq!(
+        body["message"],
+        "Following filters are disabled in the config: karaoke"
+    );
     let (s, _) = node.get_json(&path).await;
     assert_eq!(s, 404, "a rejected PATCH creates no player");
 }
@@ -152,12 +226,16 @@ async fn load_and_decode() {
     assert_eq!(s, 400);
     assert_error_body(&body, 400, "/v4/loadtracks");
 
-    let (s, body) = node.get_json("/v4/loadtracks?identifier=zzz-not-a-source").await;
+    let (s, body) = node
+        .get_json("/v4/loadtracks?identifier=zzz-not-a-source")
+        .await;
     assert_eq!(s, 200);
     assert_eq!(body, json!({"loadType": "empty", "data": null}));
 
     let enc = urlencode(HTTP_TRACK);
-    let (s, a) = node.get_json(&format!("/v4/decodetrack?encodedTrack={enc}")).await;
+    let (s, a) = node
+        .get_json(&format!("/v4/decodetrack?encodedTrack={enc}"))
+        .await;
     assert_eq!(s, 200, "{a}");
     assert_eq!(a["encoded"], HTTP_TRACK);
     assert_eq!(a["info"]["title"], "Unknown title");
@@ -174,38 +252,104 @@ async fn load_and_decode() {
     assert_eq!(s, 400);
     assert_eq!(body["message"], "No track to decode provided");
 
-    let r = node.http().post(node.url("/v4/decodetracks")).json(&json!([HTTP_TRACK, HTTP_TRACK])).send().await.unwrap();
+    let r = node
+        .http()
+        .post(node.url("/v4/decodetracks"))
+        .json(&json!([HTTP_TRACK, HTTP_TRACK]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let list: Vec<Value> = r.json().await.unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0], a);
-    let r = node.http().post(node.url("/v4/decodetracks")).json(&json!([])).send().await.unwrap();
+    let r = node
+        .http()
+        .post(node.url("/v4/decodetracks"))
+        .json(&json!([]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["message"], "No tracks to decode provided");
 
     for garbage in ["!!!notbase64", "QAAA", "QAAAewMADVVua25vd24", "AAAAAAAA"] {
-        let (s, body) = node.get_json(&format!("/v4/decodetrack?encodedTrack={}", urlencode(garbage))).await;
+        let (s, body) = node
+            .get_json(&format!(
+                "/v4/decodetrack?encodedTrack={}",
+                urlencode(garbage)
+            ))
+            .await;
         assert!((400..600).contains(&s), "{garbage}: {s}");
-        assert!(body["message"].is_string() && body["error"].is_string(), "{body}");
+        assert!(
+            body["message"].is_string() && body["error"].is_string(),
+            "{body}"
+        );
     }
 
     // A v1 blob (flags = 0, no version byte, no uri) and a v2 blob with position 30000.
-    let v1 = blob(false, 1, "T1", "A1", 1000, "https://x/y.mp3", false, None, "http", Some("mp3"), 0);
-    let (s, t) = node.get_json(&format!("/v4/decodetrack?encodedTrack={}", urlencode(&v1))).await;
+    let v1 = blob(
+        false,
+        1,
+        "T1",
+        "A1",
+        1000,
+        "https://x/y.mp3",
+        false,
+        None,
+        "http",
+        Some("mp3"),
+        0,
+    );
+    let (s, t) = node
+        .get_json(&format!("/v4/decodetrack?encodedTrack={}", urlencode(&v1)))
+        .await;
     assert_eq!(s, 200, "{t}");
     assert_eq!(t["info"]["title"], "T1");
     assert!(t["info"]["uri"].is_null());
-    let v2 = blob(true, 2, "T2", "A2", 60000, "https://x/z.mp3", false, Some("https://x/z.mp3"), "http", Some("mp3"), 30000);
-    let (_, t) = node.get_json(&format!("/v4/decodetrack?encodedTrack={}", urlencode(&v2))).await;
+    let v2 = blob(
+        true,
+        2,
+        "T2",
+        "A2",
+        60000,
+        "https://x/z.mp3",
+        false,
+        Some("https://x/z.mp3"),
+        "http",
+        Some("mp3"),
+        30000,
+    );
+    let (_, t) = node
+        .get_json(&format!("/v4/decodetrack?encodedTrack={}", urlencode(&v2)))
+        .await;
     assert_eq!(t["info"]["uri"], "https://x/z.mp3");
     assert_eq!(t["info"]["position"], 30000);
 
     // Emoji and U+0000 in a title survive encode → decode.
     let title = "a😀\0b";
-    let v3 = blob(true, 3, title, "A", 1000, "https://x/e.mp3", false, Some("https://x/e.mp3"), "http", Some("mp3"), 0);
-    assert!(base64_decode(&v3).windows(6).any(|w| w == [0xED, 0xA0, 0xBD, 0xED, 0xB8, 0x80]));
-    let (_, t) = node.get_json(&format!("/v4/decodetrack?encodedTrack={}", urlencode(&v3))).await;
+    let v3 = blob(
+        true,
+        3,
+        title,
+        "A",
+        1000,
+        "https://x/e.mp3",
+        false,
+        Some("https://x/e.mp3"),
+        "http",
+        Some("mp3"),
+        0,
+    );
+    assert!(
+        base64_decode(&v3)
+            .windows(6)
+            .any(|w| w == [0xED, 0xA0, 0xBD, 0xED, 0xB8, 0x80])
+    );
+    let (_, t) = node
+        .get_json(&format!("/v4/decodetrack?encodedTrack={}", urlencode(&v3)))
+        .await;
     assert_eq!(t["info"]["title"], title);
 }
 
@@ -230,7 +374,10 @@ async fn websocket_handshake_ready_stats() {
     assert_eq!(ready["resumed"], false);
     let id = ready["sessionId"].as_str().unwrap();
     assert_eq!(id.len(), 16);
-    assert!(id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+    assert!(
+        id.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    );
     let stats = ws.expect_op("stats", Duration::from_secs(2)).await;
     assert!(stats.as_object().unwrap().contains_key("frameStats"));
     assert!(stats["frameStats"].is_null());
@@ -240,7 +387,9 @@ async fn websocket_handshake_ready_stats() {
     let msgs = ws.collect(Duration::from_millis(500)).await;
     assert!(msgs.is_empty(), "{msgs:?}");
     // Still open: REST on the session works.
-    let (s, _) = node.get_json(&format!("/v4/sessions/{}/players", ws.session_id)).await;
+    let (s, _) = node
+        .get_json(&format!("/v4/sessions/{}/players", ws.session_id))
+        .await;
     assert_eq!(s, 200);
 }
 
@@ -256,12 +405,18 @@ async fn player_create_get_volume_pause() {
     assert!(p["track"].is_null() && p.as_object().unwrap().contains_key("track"));
     assert_eq!(p["volume"], 100);
     assert_eq!(p["paused"], false);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     assert!((p["state"]["time"].as_i64().unwrap() - now).abs() < 5000);
     assert_eq!(p["state"]["position"], 0);
     assert_eq!(p["state"]["connected"], false);
     assert_eq!(p["state"]["ping"], -1);
-    assert_eq!(p["voice"], json!({"token": "", "endpoint": "", "sessionId": "", "channelId": null}));
+    assert_eq!(
+        p["voice"],
+        json!({"token": "", "endpoint": "", "sessionId": "", "channelId": null})
+    );
     assert_eq!(p["filters"], json!({}));
 
     let (s, list) = node.get_json(&base).await;
@@ -272,17 +427,26 @@ async fn player_create_get_volume_pause() {
     assert_eq!(body["message"], "Player not found");
 
     for (v, want) in [(50, 50), (2000, 1000), (-5, 0)] {
-        let (s, p) = node.patch_json(&format!("{base}/1"), json!({"volume": v})).await;
+        let (s, p) = node
+            .patch_json(&format!("{base}/1"), json!({"volume": v}))
+            .await;
         assert_eq!(s, 200);
         assert_eq!(p["volume"], want);
     }
-    let (_, p) = node.patch_json(&format!("{base}/1"), json!({"paused": true})).await;
+    let (_, p) = node
+        .patch_json(&format!("{base}/1"), json!({"paused": true}))
+        .await;
     assert_eq!(p["paused"], true);
     let (_, p) = node.get_json(&format!("{base}/1")).await;
     assert_eq!(p["paused"], true);
 
     // 6: unknown keys ignored.
-    let (s, _) = node.patch_json(&format!("{base}/1"), json!({"volume": 10, "somethingNew": {"x": 1}})).await;
+    let (s, _) = node
+        .patch_json(
+            &format!("{base}/1"),
+            json!({"volume": 10, "somethingNew": {"x": 1}}),
+        )
+        .await;
     assert_eq!(s, 200);
 }
 
@@ -293,12 +457,28 @@ async fn player_patch_validation_and_filters() {
     let ws = node.ws().await;
     let p1 = format!("/v4/sessions/{}/players/1", ws.session_id);
 
-    let (s, b) = node.patch_json(&p1, json!({"track": {"encoded": HTTP_TRACK}, "encodedTrack": HTTP_TRACK})).await;
+    let (s, b) = node
+        .patch_json(
+            &p1,
+            json!({"track": {"encoded": HTTP_TRACK}, "encodedTrack": HTTP_TRACK}),
+        )
+        .await;
     assert_eq!(s, 400);
-    assert_eq!(b["message"], "Cannot specify both track and encodedTrack/identifier");
-    let (s, b) = node.patch_json(&p1, json!({"track": {"encoded": HTTP_TRACK, "identifier": "x"}})).await;
+    assert_eq!(
+        b["message"],
+        "Cannot specify both track and encodedTrack/identifier"
+    );
+    let (s, b) = node
+        .patch_json(
+            &p1,
+            json!({"track": {"encoded": HTTP_TRACK, "identifier": "x"}}),
+        )
+        .await;
     assert_eq!(s, 400);
-    assert_eq!(b["message"], "Cannot specify both encodedTrack and identifier");
+    assert_eq!(
+        b["message"],
+        "Cannot specify both encodedTrack and identifier"
+    );
     let (s, b) = node.patch_json(&p1, json!({"endTime": 0})).await;
     assert_eq!(s, 400);
     assert_eq!(b["message"], "End time must be greater than 0");
@@ -310,36 +490,70 @@ async fn player_patch_validation_and_filters() {
     ] {
         let (s, b) = node.patch_json(&p1, json!({ "voice": voice })).await;
         assert_eq!(s, 400, "{voice}");
-        assert_eq!(b["message"], "token, endpoint, sessionId and channelId must be provided in voice state");
+        assert_eq!(
+            b["message"],
+            "token, endpoint, sessionId and channelId must be provided in voice state"
+        );
     }
     let (s, _) = node.get_json(&p1).await;
     assert_eq!(s, 404, "rejected PATCHes create no player");
 
-    let (s, p) = node.patch_json(&p1, json!({"filters": {"timescale": {"speed": 1.2}}})).await;
+    let (s, p) = node
+        .patch_json(&p1, json!({"filters": {"timescale": {"speed": 1.2}}}))
+        .await;
     assert_eq!(s, 200);
-    assert_eq!(p["filters"], json!({"timescale": {"speed": 1.2, "pitch": 1.0, "rate": 1.0}}));
+    assert_eq!(
+        p["filters"],
+        json!({"timescale": {"speed": 1.2, "pitch": 1.0, "rate": 1.0}})
+    );
     let (_, p) = node.patch_json(&p1, json!({"filters": {}})).await;
     assert_eq!(p["filters"], json!({}));
-    let (s, p) = node.patch_json(&p1, json!({"filters": {"pluginFilters": {"unknown-plugin": {"x": 1}}}})).await;
+    let (s, p) = node
+        .patch_json(
+            &p1,
+            json!({"filters": {"pluginFilters": {"unknown-plugin": {"x": 1}}}}),
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(p["filters"], json!({}));
-    let (_, p) = node.patch_json(&p1, json!({"filters": {"equalizer": [{"band": 0, "gain": 0.2}]}})).await;
-    assert_eq!(p["filters"], json!({"equalizer": [{"band": 0, "gain": 0.2}]}));
-    let (s, b) = node.patch_json(&p1, json!({"filters": {"volume": null}})).await;
+    let (_, p) = node
+        .patch_json(
+            &p1,
+            json!({"filters": {"equalizer": [{"band": 0, "gain": 0.2}]}}),
+        )
+        .await;
+    assert_eq!(
+        p["filters"],
+        json!({"equalizer": [{"band": 0, "gain": 0.2}]})
+    );
+    let (s, b) = node
+        .patch_json(&p1, json!({"filters": {"volume": null}}))
+        .await;
     assert_eq!(s, 400);
     assert!(b["message"].is_string());
-    let (s, b) = node.patch_json(&p1, json!({"filters": {"timescale": {"speed": -1}}})).await;
+    let (s, b) = node
+        .patch_json(&p1, json!({"filters": {"timescale": {"speed": -1}}}))
+        .await;
     assert_eq!(s, 400);
-    assert!(b["message"].as_str().unwrap().contains("timescale.speed"), "{b}");
-    let (s, _) = node.patch_json(&p1, json!({"filters": {"timescale": {"speed": "fast"}}})).await;
+    assert!(
+        b["message"].as_str().unwrap().contains("timescale.speed"),
+        "{b}"
+    );
+    let (s, _) = node
+        .patch_json(&p1, json!({"filters": {"timescale": {"speed": "fast"}}}))
+        .await;
     assert_eq!(s, 400);
 
-    let (s, b) = node.patch_json(&p1, json!({"track": {"identifier": "zzz-not-a-source"}})).await;
+    let (s, b) = node
+        .patch_json(&p1, json!({"track": {"identifier": "zzz-not-a-source"}}))
+        .await;
     assert_eq!(s, 400);
     assert_eq!(b["message"], "No matches found for identifier");
 
     // Lesson 6: stopping an idle player is a successful no-op.
-    let (s, p) = node.patch_json(&p1, json!({"track": {"encoded": null}})).await;
+    let (s, p) = node
+        .patch_json(&p1, json!({"track": {"encoded": null}}))
+        .await;
     assert_eq!(s, 200);
     assert!(p["track"].is_null());
 
@@ -351,7 +565,13 @@ async fn player_patch_validation_and_filters() {
     assert_eq!(s, 200, "{p}");
 
     // Malformed JSON and wrong types.
-    let r = node.http().patch(node.url(&p1)).body("{not json").send().await.unwrap();
+    let r = node
+        .http()
+        .patch(node.url(&p1))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let b: Value = r.json().await.unwrap();
     assert_error_body(&b, 400, &p1);
@@ -361,7 +581,9 @@ async fn player_patch_validation_and_filters() {
     assert_eq!(s, 400);
     let (s, _) = node.patch_json(&p1, json!([1, 2])).await;
     assert_eq!(s, 400);
-    let (s, _) = node.patch_json(&format!("{p1}?noReplace=maybe"), json!({})).await;
+    let (s, _) = node
+        .patch_json(&format!("{p1}?noReplace=maybe"), json!({}))
+        .await;
     assert_eq!(s, 400);
 }
 
@@ -371,21 +593,39 @@ async fn delete_player_and_session_patch() {
     let node = TestNode::start().await;
     let ws = node.ws().await;
     let base = format!("/v4/sessions/{}", ws.session_id);
-    node.patch_json(&format!("{base}/players/1"), json!({})).await;
-    let r = node.http().delete(node.url(&format!("{base}/players/1"))).send().await.unwrap();
+    node.patch_json(&format!("{base}/players/1"), json!({}))
+        .await;
+    let r = node
+        .http()
+        .delete(node.url(&format!("{base}/players/1")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     assert!(r.text().await.unwrap().is_empty());
     let (s, _) = node.get_json(&format!("{base}/players/1")).await;
     assert_eq!(s, 404);
-    let r = node.http().delete(node.url(&format!("{base}/players/1"))).send().await.unwrap();
+    let r = node
+        .http()
+        .delete(node.url(&format!("{base}/players/1")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    let r = node.http().delete(node.url("/v4/sessions/nope/players/1")).send().await.unwrap();
+    let r = node
+        .http()
+        .delete(node.url("/v4/sessions/nope/players/1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 
     let (s, b) = node.patch_json(&base, json!({})).await;
     assert_eq!(s, 200);
     assert_eq!(b, json!({"resuming": false, "timeout": 60}));
-    let (_, b) = node.patch_json(&base, json!({"resuming": true, "timeout": 30})).await;
+    let (_, b) = node
+        .patch_json(&base, json!({"resuming": true, "timeout": 30}))
+        .await;
     assert_eq!(b, json!({"resuming": true, "timeout": 30}));
     let (_, b) = node.patch_json(&base, json!({})).await;
     assert_eq!(b, json!({"resuming": true, "timeout": 30}));
@@ -399,14 +639,24 @@ async fn session_resume_and_expiry() {
     let node = TestNode::start().await;
     let ws = node.ws().await;
     let id = ws.session_id.clone();
-    node.patch_json(&format!("/v4/sessions/{id}"), json!({"resuming": true, "timeout": 3})).await;
-    node.patch_json(&format!("/v4/sessions/{id}/players/7"), json!({"volume": 55})).await;
+    node.patch_json(
+        &format!("/v4/sessions/{id}"),
+        json!({"resuming": true, "timeout": 3}),
+    )
+    .await;
+    node.patch_json(
+        &format!("/v4/sessions/{id}/players/7"),
+        json!({"volume": 55}),
+    )
+    .await;
     ws.close().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (s, _) = node.get_json(&format!("/v4/sessions/{id}/players")).await;
     assert_eq!(s, 404, "paused session is not reachable over REST");
 
-    let mut ws = node.ws_with(&[("User-Id", "1234"), ("Session-Id", &id)]).await;
+    let mut ws = node
+        .ws_with(&[("User-Id", "1234"), ("Session-Id", &id)])
+        .await;
     assert_eq!(ws.resumed_header.as_deref(), Some("true"));
     let ready = ws.expect_op("ready", T).await;
     assert_eq!(ready["resumed"], true);
@@ -420,7 +670,9 @@ async fn session_resume_and_expiry() {
     // Expiry: disconnect again and wait past the timeout.
     ws.close().await;
     tokio::time::sleep(Duration::from_millis(3600)).await;
-    let ws = node.ws_with(&[("User-Id", "1234"), ("Session-Id", &id)]).await;
+    let ws = node
+        .ws_with(&[("User-Id", "1234"), ("Session-Id", &id)])
+        .await;
     assert_eq!(ws.resumed_header.as_deref(), Some("false"));
     assert_ne!(ws.session_id, id);
     let (s, _) = node.get_json(&format!("/v4/sessions/{id}/players")).await;
@@ -430,7 +682,9 @@ async fn session_resume_and_expiry() {
     let id2 = ws.session_id.clone();
     ws.close().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let ws3 = node.ws_with(&[("User-Id", "1234"), ("Session-Id", &id2)]).await;
+    let ws3 = node
+        .ws_with(&[("User-Id", "1234"), ("Session-Id", &id2)])
+        .await;
     assert_eq!(ws3.resumed_header.as_deref(), Some("false"));
 }
 
@@ -440,9 +694,21 @@ async fn stats_count_players_across_sessions() {
     let node = TestNode::start().await;
     let a = node.ws().await;
     let b = node.ws().await;
-    node.patch_json(&format!("/v4/sessions/{}/players/1", a.session_id), json!({})).await;
-    node.patch_json(&format!("/v4/sessions/{}/players/2", b.session_id), json!({})).await;
-    node.patch_json(&format!("/v4/sessions/{}/players/3", b.session_id), json!({"paused": true})).await;
+    node.patch_json(
+        &format!("/v4/sessions/{}/players/1", a.session_id),
+        json!({}),
+    )
+    .await;
+    node.patch_json(
+        &format!("/v4/sessions/{}/players/2", b.session_id),
+        json!({}),
+    )
+    .await;
+    node.patch_json(
+        &format!("/v4/sessions/{}/players/3", b.session_id),
+        json!({"paused": true}),
+    )
+    .await;
     let (_, stats) = node.get_json("/v4/stats").await;
     assert_eq!(stats["players"], 3);
     assert_eq!(stats["playingPlayers"], 0, "no player has a track");
@@ -452,11 +718,22 @@ async fn stats_count_players_across_sessions() {
 #[tokio::test]
 async fn route_planner_disabled() {
     let node = TestNode::start().await;
-    let r = node.http().get(node.url("/v4/routeplanner/status")).send().await.unwrap();
+    let r = node
+        .http()
+        .get(node.url("/v4/routeplanner/status"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     assert!(r.text().await.unwrap().is_empty());
     for path in ["/v4/routeplanner/free/all", "/v4/routeplanner/free/address"] {
-        let r = node.http().post(node.url(path)).json(&json!({"address": "1.2.3.4"})).send().await.unwrap();
+        let r = node
+            .http()
+            .post(node.url(path))
+            .json(&json!({"address": "1.2.3.4"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 500);
         let b: Value = r.json().await.unwrap();
         assert_eq!(b["message"], "Can't access disabled route planner");
@@ -468,7 +745,14 @@ async fn route_planner_disabled() {
 async fn body_size_is_limited() {
     let node = TestNode::start().await;
     let big = format!("[\"{}\"]", "Q".repeat(5 * 1024 * 1024));
-    let r = node.http().post(node.url("/v4/decodetracks")).header("content-type", "application/json").body(big).send().await.unwrap();
+    let r = node
+        .http()
+        .post(node.url("/v4/decodetracks"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     let b: Value = r.json().await.unwrap();
     assert_error_body(&b, 413, "/v4/decodetracks");
@@ -479,11 +763,22 @@ async fn config_errors_stop_startup_with_a_message() {
     let dir = std::env::temp_dir().join(format!("acoustic-cfg-{:x}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("application.yml");
-    std::fs::write(&cfg, "server:\n  port: notaport\nlavalink:\n  server:\n    password: x\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_acoustic")).arg("--config").arg(&cfg).output().unwrap();
+    std::fs::write(
+        &cfg,
+        "server:\n  port: notaport\nlavalink:\n  server:\n    password: x\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_acoustic"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("server.port") && err.contains("whole number"), "{err}");
+    assert!(
+        err.contains("server.port") && err.contains("whole number"),
+        "{err}"
+    );
 
     // Unknown keys only warn.
     std::fs::write(&cfg, "server:\n  port: 0\n  address: 127.0.0.1\nlavalink:\n  server:\n    password: x\n    someFutureKey: 1\n").unwrap();
@@ -494,7 +789,10 @@ async fn config_errors_stop_startup_with_a_message() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(800));
-    assert!(child.try_wait().unwrap().is_none(), "node keeps running with an unknown key");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "node keeps running with an unknown key"
+    );
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stdout);
@@ -518,7 +816,9 @@ async fn upgrade_request(node: &TestNode, headers: &[(&str, &str)]) -> reqwest::
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -19,7 +19,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), detail: None }
+        ApiError {
+            status,
+            message: message.into(),
+            detail: None,
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, message)
@@ -66,7 +70,11 @@ pub fn render(err: &ApiError, path: &str, trace: bool) -> Response {
     let body = ErrorBody {
         timestamp: crate::util::now_millis(),
         status: err.status.as_u16(),
-        error: err.status.canonical_reason().unwrap_or("Unknown").to_string(),
+        error: err
+            .status
+            .canonical_reason()
+            .unwrap_or("Unknown")
+            .to_string(),
         trace: trace.then(|| {
             let detail = err.detail.as_deref().unwrap_or(&err.message);
             format!("acoustic::api::ApiError: {detail}\n\tat {path}\n")

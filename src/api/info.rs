@@ -10,7 +10,10 @@ use crate::protocol::info::Info;
 use crate::protocol::stats::Stats;
 
 pub async fn version() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain;charset=UTF-8")], crate::node::LAVALINK_VERSION)
+    (
+        [(header::CONTENT_TYPE, "text/plain;charset=UTF-8")],
+        crate::node::LAVALINK_VERSION,
+    )
 }
 
 pub async fn info(State(node): State<AppState>) -> Json<Info> {

@@ -13,7 +13,8 @@ use super::error::{ApiError, PendingError, render};
 
 /// Adds `Lavalink-Api-Version: 4` to every response.
 pub async fn api_version_header(mut res: Response) -> Response {
-    res.headers_mut().insert("Lavalink-Api-Version", HeaderValue::from_static("4"));
+    res.headers_mut()
+        .insert("Lavalink-Api-Version", HeaderValue::from_static("4"));
     res
 }
 
@@ -25,7 +26,10 @@ pub fn password_matches(node: &AppState, header: Option<&[u8]>) -> Option<bool> 
 
 /// REST auth: absent → 401, wrong → 403, both with an empty body.
 pub async fn require_password(State(node): State<AppState>, req: Request, next: Next) -> Response {
-    match password_matches(&node, req.headers().get("authorization").map(|v| v.as_bytes())) {
+    match password_matches(
+        &node,
+        req.headers().get("authorization").map(|v| v.as_bytes()),
+    ) {
         None => {
             tracing::warn!(path = %req.uri().path(), "request without Authorization header");
             StatusCode::UNAUTHORIZED.into_response()
@@ -70,18 +74,26 @@ pub async fn error_body(req: Request, next: Next) -> Response {
         };
         return render(&ApiError::new(status, message), &path, trace);
     }
-    if status.is_client_error() && status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
+    if status.is_client_error()
+        && status != StatusCode::UNAUTHORIZED
+        && status != StatusCode::FORBIDDEN
+    {
         // A framework rejection with a plain-text body (bad upgrade, body limit): rewrite it.
         let is_json = res
             .headers()
             .get(axum::http::header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
         if !is_json {
-            let bytes = axum::body::to_bytes(std::mem::replace(res.body_mut(), Body::empty()), 64 * 1024)
-                .await
-                .unwrap_or_default();
+            let bytes =
+                axum::body::to_bytes(std::mem::replace(res.body_mut(), Body::empty()), 64 * 1024)
+                    .await
+                    .unwrap_or_default();
             let text = String::from_utf8_lossy(&bytes).trim().to_string();
-            let message = if text.is_empty() { status.canonical_reason().unwrap_or("Error").to_string() } else { text };
+            let message = if text.is_empty() {
+                status.canonical_reason().unwrap_or("Error").to_string()
+            } else {
+                text
+            };
             return render(&ApiError::new(status, message), &path, trace);
         }
     }
@@ -96,9 +108,16 @@ pub async fn log_request(State(node): State<AppState>, req: Request, next: Next)
     }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let query = if cfg.include_query_string { req.uri().query().map(str::to_string) } else { None };
+    let query = if cfg.include_query_string {
+        req.uri().query().map(str::to_string)
+    } else {
+        None
+    };
     let client = if cfg.include_client_info {
-        req.headers().get("client-name").and_then(|v| v.to_str().ok()).map(str::to_string)
+        req.headers()
+            .get("client-name")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     } else {
         None
     };

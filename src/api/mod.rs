@@ -39,22 +39,35 @@ pub fn router(node: AppState) -> Router {
         .route("/v4/sessions/{session_id}/players", get(players::list))
         .route(
             "/v4/sessions/{session_id}/players/{guild_id}",
-            get(players::get).patch(players::update).delete(players::destroy),
+            get(players::get)
+                .patch(players::update)
+                .delete(players::destroy),
         )
         .route("/v4/routeplanner/status", get(routeplanner::status))
-        .route("/v4/routeplanner/free/address", post(routeplanner::free_address))
+        .route(
+            "/v4/routeplanner/free/address",
+            post(routeplanner::free_address),
+        )
         .route("/v4/routeplanner/free/all", post(routeplanner::free_all))
         .route("/", get(info::legacy_root))
         .route("/v3/websocket", get(info::legacy_root))
         .fallback(info::not_found)
-        .layer(axum::middleware::from_fn_with_state(node.clone(), middleware::require_password));
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            middleware::require_password,
+        ));
 
     Router::new()
         .route("/v4/websocket", get(websocket::upgrade))
         .merge(rest)
         .layer(axum::middleware::from_fn(middleware::error_body))
-        .layer(axum::middleware::from_fn_with_state(node.clone(), middleware::log_request))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            middleware::log_request,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::map_response(middleware::api_version_header))
+        .layer(axum::middleware::map_response(
+            middleware::api_version_header,
+        ))
         .with_state(node)
 }

@@ -33,7 +33,10 @@ fn player_error(e: PlayerError) -> ApiError {
     }
 }
 
-pub async fn list(State(node): State<AppState>, Path(session_id): Path<String>) -> Result<Json<Vec<PlayerJson>>, ApiError> {
+pub async fn list(
+    State(node): State<AppState>,
+    Path(session_id): Path<String>,
+) -> Result<Json<Vec<PlayerJson>>, ApiError> {
     let session = open_session(&node, &session_id)?;
     let mut out = Vec::new();
     for p in session.players() {
@@ -48,7 +51,9 @@ pub async fn get(
 ) -> Result<Json<PlayerJson>, ApiError> {
     let session = open_session(&node, &session_id)?;
     let guild = guild_id(&guild)?;
-    let player = session.player(guild).ok_or_else(|| ApiError::not_found("Player not found"))?;
+    let player = session
+        .player(guild)
+        .ok_or_else(|| ApiError::not_found("Player not found"))?;
     Ok(Json(player.snapshot().await))
 }
 
@@ -69,14 +74,18 @@ fn parse_bool_param(name: &str, v: &str) -> Result<bool, ApiError> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" | "" => Ok(false),
-        _ => Err(ApiError::bad_request(format!("Invalid value for {name}: {v}"))),
+        _ => Err(ApiError::bad_request(format!(
+            "Invalid value for {name}: {v}"
+        ))),
     }
 }
 
 /// Filters named in the request that the config disables: built-in keys present (even `null`)
 /// and every `pluginFilters` key (we have no plugins, so none is enabled).
 fn disabled_filters(node: &AppState, raw: &Value) -> Vec<String> {
-    let Some(filters) = raw.get("filters").and_then(Value::as_object) else { return Vec::new() };
+    let Some(filters) = raw.get("filters").and_then(Value::as_object) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for name in BUILTIN_FILTERS {
         if filters.contains_key(name) && !node.config.filter_enabled(name) {
@@ -107,24 +116,33 @@ pub async fn update(
     };
     let raw: Value = parse_body(&body)?;
     if !raw.is_object() {
-        return Err(ApiError::bad_request("Invalid request body: expected a JSON object"));
+        return Err(ApiError::bad_request(
+            "Invalid request body: expected a JSON object",
+        ));
     }
     let req: UpdatePlayer = parse_body(&body)?;
 
     // Validation, in the reference's order; nothing has happened yet.
     if req.track.is_some() && (req.encoded_track.is_given() || req.identifier.is_some()) {
-        return Err(ApiError::bad_request("Cannot specify both track and encodedTrack/identifier"));
+        return Err(ApiError::bad_request(
+            "Cannot specify both track and encodedTrack/identifier",
+        ));
     }
     let (encoded, identifier, user_data) = match req.track {
         Some(t) => (t.encoded, t.identifier, t.user_data),
         None => (req.encoded_track, req.identifier, None),
     };
     if encoded.is_given() && identifier.is_some() {
-        return Err(ApiError::bad_request("Cannot specify both encodedTrack and identifier"));
+        return Err(ApiError::bad_request(
+            "Cannot specify both encodedTrack and identifier",
+        ));
     }
     let disabled = disabled_filters(&node, &raw);
     if !disabled.is_empty() {
-        return Err(ApiError::bad_request(format!("Following filters are disabled in the config: {}", disabled.join(", "))));
+        return Err(ApiError::bad_request(format!(
+            "Following filters are disabled in the config: {}",
+            disabled.join(", ")
+        )));
     }
     if let Some(filters) = &req.filters {
         filters.validate().map_err(ApiError::bad_request)?;
@@ -132,7 +150,9 @@ pub async fn update(
     if let Some(voice) = &req.voice
         && !voice.is_complete()
     {
-        return Err(ApiError::bad_request("token, endpoint, sessionId and channelId must be provided in voice state"));
+        return Err(ApiError::bad_request(
+            "token, endpoint, sessionId and channelId must be provided in voice state",
+        ));
     }
     if let Some(end) = req.end_time.value()
         && *end <= 0
@@ -147,7 +167,12 @@ pub async fn update(
 
     // Processing, in the reference's order.
     let player = session.player_or_insert_with(guild, || {
-        Player::new(guild, session.user_id, node.players.clone(), session.outbox.clone())
+        Player::new(
+            guild,
+            session.user_id,
+            node.players.clone(),
+            session.outbox.clone(),
+        )
     });
     let new_track = encoded.is_given() || identifier.is_some();
 
@@ -179,8 +204,18 @@ pub async fn update(
         player.set_filters(filters).await;
     }
     if new_track {
-        start_track(&node, &player, no_replace, encoded, identifier, &req.position, &req.end_time, user_data, req.paused)
-            .await?;
+        start_track(
+            &node,
+            &player,
+            no_replace,
+            encoded,
+            identifier,
+            &req.position,
+            &req.end_time,
+            user_data,
+            req.paused,
+        )
+        .await?;
     }
     Ok(Json(player.snapshot().await))
 }
@@ -206,27 +241,39 @@ async fn start_track(
             player.stop(paused).await;
             return Ok(());
         }
-        (Omissible::Present(encoded), _) => crate::track::decode(&node.players.sources, &encoded).map_err(|e| {
+        (Omissible::Present(encoded), _) => crate::track::decode(&node.players.sources, &encoded)
+            .map_err(|e| {
             ApiError::bad_request(format!(
                 "Failed to decode track due to a mismatching version or missing source manager: {e}"
             ))
         })?,
-        (Omissible::Absent, Some(identifier)) => match node.players.sources.load(&identifier).await {
+        (Omissible::Absent, Some(identifier)) => match node.players.sources.load(&identifier).await
+        {
             LoadedItem::Track(data) => data,
             LoadedItem::Playlist { .. } | LoadedItem::Search(_) => {
-                return Err(ApiError::bad_request("Cannot play a playlist or search result"));
-            }
-            LoadedItem::Empty => return Err(ApiError::bad_request("No matches found for identifier")),
-            LoadedItem::Error(e) => {
                 return Err(ApiError::bad_request(
-                    e.message.clone().unwrap_or_else(|| "Something went wrong while looking up the track.".into()),
+                    "Cannot play a playlist or search result",
                 ));
+            }
+            LoadedItem::Empty => {
+                return Err(ApiError::bad_request("No matches found for identifier"));
+            }
+            LoadedItem::Error(e) => {
+                return Err(ApiError::bad_request(e.message.clone().unwrap_or_else(
+                    || "Something went wrong while looking up the track.".into(),
+                )));
             }
         },
         (Omissible::Absent, None) => return Ok(()),
     };
     player
-        .play(data, *position, end_time.value().copied(), user_data, paused)
+        .play(
+            data,
+            *position,
+            end_time.value().copied(),
+            user_data,
+            paused,
+        )
         .await
         .map_err(player_error)
 }

@@ -12,13 +12,20 @@ use crate::session::Session;
 
 /// Looks up an open session or answers Lavalink's 404.
 pub fn open_session(node: &AppState, id: &str) -> Result<Arc<Session>, ApiError> {
-    node.sessions.get_open(id).ok_or_else(|| ApiError::not_found("Session not found"))
+    node.sessions
+        .get_open(id)
+        .ok_or_else(|| ApiError::not_found("Session not found"))
 }
 
 /// Parses a JSON body, answering 400 with serde's reason on failure.
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")))
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")))
 }
 
 pub async fn update_session(

@@ -17,8 +17,15 @@ pub fn load_result(item: LoadedItem) -> LoadResult {
     let track = |d: &crate::sources::TrackData| to_track(d, d.info.position, Default::default());
     match item {
         LoadedItem::Track(d) => LoadResult::Track(track(&d)),
-        LoadedItem::Playlist { name, selected_track, tracks } => LoadResult::Playlist(Playlist {
-            info: PlaylistInfo { name, selected_track },
+        LoadedItem::Playlist {
+            name,
+            selected_track,
+            tracks,
+        } => LoadResult::Playlist(Playlist {
+            info: PlaylistInfo {
+                name,
+                selected_track,
+            },
             plugin_info: Default::default(),
             tracks: tracks.iter().map(track).collect(),
         }),
@@ -32,16 +39,20 @@ pub async fn load_tracks(
     State(node): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<LoadResult>, ApiError> {
-    let identifier = q.get("identifier").ok_or_else(|| ApiError::bad_request("No identifier provided"))?;
+    let identifier = q
+        .get("identifier")
+        .ok_or_else(|| ApiError::bad_request("No identifier provided"))?;
     let item = node.players.sources.load(identifier).await;
     Ok(Json(load_result(item)))
 }
 
-const DECODE_FAILED: &str = "Failed to decode track due to a mismatching version or missing source manager";
+const DECODE_FAILED: &str =
+    "Failed to decode track due to a mismatching version or missing source manager";
 
 fn decode_one(node: &AppState, encoded: &str) -> Result<Track, ApiError> {
-    decode_for_client(&node.players.sources, encoded)
-        .map_err(|e| ApiError::bad_request(format!("{DECODE_FAILED}: {e}")).with_detail(e.to_string()))
+    decode_for_client(&node.players.sources, encoded).map_err(|e| {
+        ApiError::bad_request(format!("{DECODE_FAILED}: {e}")).with_detail(e.to_string())
+    })
 }
 
 pub async fn decode_track(
@@ -55,11 +66,17 @@ pub async fn decode_track(
     Ok(Json(decode_one(&node, encoded)?))
 }
 
-pub async fn decode_tracks(State(node): State<AppState>, body: Bytes) -> Result<Json<Vec<Track>>, ApiError> {
+pub async fn decode_tracks(
+    State(node): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Vec<Track>>, ApiError> {
     let list: Vec<String> = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")))?;
     if list.is_empty() {
         return Err(ApiError::bad_request("No tracks to decode provided"));
     }
-    list.iter().map(|e| decode_one(&node, e)).collect::<Result<Vec<_>, _>>().map(Json)
+    list.iter()
+        .map(|e| decode_one(&node, e))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Json)
 }

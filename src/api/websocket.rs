@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -39,7 +39,11 @@ pub async fn upgrade(
     let Some(user_id) = user_id else {
         return ApiError::bad_request("Missing or invalid User-Id header").into_response();
     };
-    let client_name = headers.get("client-name").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let client_name = headers
+        .get("client-name")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     if client_name.is_empty() {
         tracing::warn!("WebSocket client did not send a Client-Name header");
     }
@@ -47,21 +51,31 @@ pub async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return ApiError::bad_request(rejection.body_text()).into_response(),
     };
-    let requested = headers.get("session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let requested = headers
+        .get("session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
 
     let (tx, rx) = unbounded_channel();
-    let (session, resumed, queued) = match requested.and_then(|id| node.sessions.resume(&id, tx.clone())) {
-        Some((session, queued)) => (session, true, queued),
-        None => {
-            let session = node.sessions.create(user_id, client_name.clone(), tx.clone());
-            spawn_stats(node.clone(), session.clone());
-            (session, false, Vec::new())
-        }
-    };
+    let (session, resumed, queued) =
+        match requested.and_then(|id| node.sessions.resume(&id, tx.clone())) {
+            Some((session, queued)) => (session, true, queued),
+            None => {
+                let session = node
+                    .sessions
+                    .create(user_id, client_name.clone(), tx.clone());
+                spawn_stats(node.clone(), session.clone());
+                (session, false, Vec::new())
+            }
+        };
     tracing::info!(session = %session.id, client = %client_name, resumed, "client connected");
 
-    let mut res = ws.on_upgrade(move |socket| serve(node, session, socket, tx, rx, resumed, queued));
-    res.headers_mut().insert("Session-Resumed", HeaderValue::from_static(if resumed { "true" } else { "false" }));
+    let mut res =
+        ws.on_upgrade(move |socket| serve(node, session, socket, tx, rx, resumed, queued));
+    res.headers_mut().insert(
+        "Session-Resumed",
+        HeaderValue::from_static(if resumed { "true" } else { "false" }),
+    );
     res
 }
 
@@ -77,7 +91,10 @@ async fn serve(
     let (mut sink, mut stream) = socket.split();
 
     // `ready` first, then (on resume) the queued messages, then a playerUpdate per player.
-    let ready = OutgoingMessage::Ready { resumed, session_id: session.id.clone() };
+    let ready = OutgoingMessage::Ready {
+        resumed,
+        session_id: session.id.clone(),
+    };
     let mut first = vec![serde_json::to_string(&ready).unwrap_or_default()];
     first.extend(queued);
     for text in first {
@@ -104,7 +121,12 @@ async fn serve(
                     }
                 }
                 WsOut::Close(code) => {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: "".into() }))).await;
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code,
+                            reason: "".into(),
+                        })))
+                        .await;
                     break;
                 }
             }
@@ -114,7 +136,9 @@ async fn serve(
         while let Some(msg) = stream.next().await {
             match msg {
                 Ok(Message::Close(_)) | Err(_) => break,
-                Ok(Message::Text(t)) => tracing::debug!(session = %session.id, "ignoring client message: {}", t.as_str()),
+                Ok(Message::Text(t)) => {
+                    tracing::debug!(session = %session.id, "ignoring client message: {}", t.as_str())
+                }
                 Ok(_) => {}
             }
         }
@@ -128,13 +152,17 @@ async fn serve(
 }
 
 fn stats_message(node: &AppState, session: &Session) -> OutgoingMessage {
-    OutgoingMessage::Stats { stats: node.stats(), frame_stats: node.frame_stats(session) }
+    OutgoingMessage::Stats {
+        stats: Box::new(node.stats()),
+        frame_stats: node.frame_stats(session),
+    }
 }
 
 /// A session's `stats` every minute for as long as it lives (queued while it is paused).
 fn spawn_stats(node: AppState, session: Arc<Session>) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + STATS_INTERVAL, STATS_INTERVAL);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + STATS_INTERVAL, STATS_INTERVAL);
         loop {
             tick.tick().await;
             if session.is_destroyed() {

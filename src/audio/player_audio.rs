@@ -193,7 +193,11 @@ impl PlayerAudio {
                 return;
             }
             job.pipeline = None;
-            job.pending_end = Some(if job.produced_any { EndKind::Finished } else { EndKind::LoadFailed });
+            job.pending_end = Some(if job.produced_any {
+                EndKind::Finished
+            } else {
+                EndKind::LoadFailed
+            });
         }
         self.schedule();
     }

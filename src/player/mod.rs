@@ -24,7 +24,9 @@ use crate::protocol::messages::{Event, OutgoingMessage, TrackEndReason};
 use crate::protocol::player::{Player as PlayerJson, PlayerState, VoiceState};
 use crate::session::Outbox;
 use crate::sources::{SourceManagers, TrackData};
-use crate::voice::{PacerKey, VoiceConnection, VoiceContext, VoiceEvent, VoiceServerInfo, VoiceSlot};
+use crate::voice::{
+    PacerKey, VoiceConnection, VoiceContext, VoiceEvent, VoiceServerInfo, VoiceSlot,
+};
 
 /// What every player of the node shares.
 pub struct PlayerContext {
@@ -40,9 +42,15 @@ pub(crate) enum PlayerSignal {
     Audio(AudioSignal),
     Voice(VoiceEvent),
     /// A track's pipeline finished opening (or failed to).
-    Opened { generation: u32, result: Result<TrackPipeline, Exception> },
+    Opened {
+        generation: u32,
+        result: Result<TrackPipeline, Exception>,
+    },
     /// A seek finished (or failed).
-    Seeked { generation: u32, result: Result<TrackPipeline, String> },
+    Seeked {
+        generation: u32,
+        result: Result<TrackPipeline, String>,
+    },
 }
 
 /// The track currently loaded.
@@ -105,12 +113,21 @@ pub enum PlayerError {
 
 impl Player {
     /// Creates a player and starts its task.
-    pub fn new(guild_id: u64, user_id: u64, ctx: Arc<PlayerContext>, outbox: Arc<Outbox>) -> Arc<Player> {
+    pub fn new(
+        guild_id: u64,
+        user_id: u64,
+        ctx: Arc<PlayerContext>,
+        outbox: Arc<Outbox>,
+    ) -> Arc<Player> {
         let (audio_tx, audio_rx) = unbounded_channel();
         let (tx, rx) = unbounded_channel();
-        let audio = ctx.engine.new_player(audio_tx, ctx.track_stuck_threshold_ms);
+        let audio = ctx
+            .engine
+            .new_player(audio_tx, ctx.track_stuck_threshold_ms);
         let slot = VoiceSlot::new();
-        let pacer_key = ctx.voice.register(slot.clone(), Box::new(audio.frame_source()));
+        let pacer_key = ctx
+            .voice
+            .register(slot.clone(), Box::new(audio.frame_source()));
         let player = Arc::new(Player {
             guild_id,
             user_id,
@@ -150,7 +167,10 @@ impl Player {
     /// Frames sent and slots nulled so far.
     pub fn frame_counters(&self) -> (u64, u64) {
         let c = &self.audio.counters;
-        (c.sent.load(Ordering::Relaxed), c.nulled.load(Ordering::Relaxed))
+        (
+            c.sent.load(Ordering::Relaxed),
+            c.nulled.load(Ordering::Relaxed),
+        )
     }
 
     /// Closes the current wall-clock minute of frame accounting (called once a minute).
@@ -158,8 +178,12 @@ impl Player {
         let (sent, nulled) = self.frame_counters();
         let playing = self.is_playing();
         let mut m = self.frame_minute.lock();
-        m.last_full_minute = (m.playing_at_start && playing)
-            .then(|| (sent.saturating_sub(m.sent_at_start), nulled.saturating_sub(m.nulled_at_start)));
+        m.last_full_minute = (m.playing_at_start && playing).then(|| {
+            (
+                sent.saturating_sub(m.sent_at_start),
+                nulled.saturating_sub(m.nulled_at_start),
+            )
+        });
         m.sent_at_start = sent;
         m.nulled_at_start = nulled;
         m.playing_at_start = playing;
@@ -180,10 +204,17 @@ impl Player {
     }
 
     fn snapshot_locked(&self, inner: &Inner) -> PlayerJson {
-        let position = if inner.track.is_some() { self.audio.position_ms() } else { 0 };
+        let position = if inner.track.is_some() {
+            self.audio.position_ms()
+        } else {
+            0
+        };
         PlayerJson {
             guild_id: self.guild_id.to_string(),
-            track: inner.track.as_ref().map(|t| crate::track::to_track(&t.data, position, t.user_data.clone())),
+            track: inner
+                .track
+                .as_ref()
+                .map(|t| crate::track::to_track(&t.data, position, t.user_data.clone())),
             volume: inner.volume,
             paused: inner.paused,
             state: self.state_locked(inner),
@@ -199,7 +230,11 @@ impl Player {
         };
         PlayerState {
             time: crate::util::now_millis(),
-            position: if inner.track.is_some() { self.audio.position_ms() } else { 0 },
+            position: if inner.track.is_some() {
+                self.audio.position_ms()
+            } else {
+                0
+            },
             connected,
             ping,
         }
@@ -219,15 +254,20 @@ impl Player {
     }
 
     fn event_track(&self, current: &Current) -> crate::protocol::track::Track {
-        crate::track::to_track(&current.data, self.audio.position_ms(), current.user_data.clone())
+        crate::track::to_track(
+            &current.data,
+            self.audio.position_ms(),
+            current.user_data.clone(),
+        )
     }
 
     fn emit_end(&self, current: &Current, reason: TrackEndReason) {
-        self.outbox.send(&OutgoingMessage::Event(Event::TrackEndEvent {
-            guild_id: self.guild_id.to_string(),
-            track: self.event_track(current),
-            reason,
-        }));
+        self.outbox
+            .send(&OutgoingMessage::Event(Event::TrackEndEvent {
+                guild_id: self.guild_id.to_string(),
+                track: self.event_track(current),
+                reason,
+            }));
     }
 
     /// Applies new voice credentials: reconnects unless identical to an open connection.
@@ -242,7 +282,11 @@ impl Player {
         {
             return Ok(());
         }
-        let channel_id = state.channel_id.as_deref().and_then(|c| c.trim().parse::<u64>().ok()).unwrap_or(0);
+        let channel_id = state
+            .channel_id
+            .as_deref()
+            .and_then(|c| c.trim().parse::<u64>().ok())
+            .unwrap_or(0);
         let info = VoiceServerInfo {
             guild_id: self.guild_id,
             user_id: self.user_id,
@@ -263,7 +307,12 @@ impl Player {
                 }
             }
         });
-        inner.connection = Some(VoiceConnection::connect(&self.ctx.voice, info, self.slot.clone(), vtx));
+        inner.connection = Some(VoiceConnection::connect(
+            &self.ctx.voice,
+            info,
+            self.slot.clone(),
+            vtx,
+        ));
         inner.voice_state = Some(state);
         Ok(())
     }
@@ -297,7 +346,9 @@ impl Player {
     /// `playerUpdate`.
     pub async fn seek(&self, position_ms: i64) {
         let mut inner = self.inner.lock().await;
-        let Some(current) = inner.track.as_mut() else { return };
+        let Some(current) = inner.track.as_mut() else {
+            return;
+        };
         if !current.data.info.is_seekable {
             return;
         }
@@ -314,7 +365,10 @@ impl Player {
     fn spawn_seek(&self, generation: u32, mut pipeline: TrackPipeline, position_ms: i64) {
         let signals = self.signals.clone();
         tokio::task::spawn_blocking(move || {
-            let result = pipeline.seek(position_ms).map(|_| pipeline).map_err(|e| e.to_string());
+            let result = pipeline
+                .seek(position_ms)
+                .map(|_| pipeline)
+                .map_err(|e| e.to_string());
             let _ = signals.send(PlayerSignal::Seeked { generation, result });
         });
     }
@@ -378,7 +432,11 @@ impl Player {
             self.emit_end(&old, TrackEndReason::Replaced);
         }
         let start = start_ms.unwrap_or(0).max(0);
-        let start = if data.info.is_seekable { start.min(data.info.length.max(0)) } else { 0 };
+        let start = if data.info.is_seekable {
+            start.min(data.info.length.max(0))
+        } else {
+            0
+        };
         let (generation, old) = self.audio.begin_generation(true, start, end_time);
         drop_off_thread(old);
         inner.track = Some(Current {
@@ -407,7 +465,11 @@ impl Player {
                             }
                         })
                     };
-                    match tokio::task::spawn_blocking(move || TrackPipeline::open(media, &settings, start, notify)).await {
+                    match tokio::task::spawn_blocking(move || {
+                        TrackPipeline::open(media, &settings, start, notify)
+                    })
+                    .await
+                    {
                         Ok(Ok(p)) => Ok(p),
                         Ok(Err(e)) => Err(playback_exception(&e.to_string())),
                         Err(e) => Err(playback_exception(&e.to_string())),
@@ -452,4 +514,3 @@ fn drop_off_thread(p: Option<TrackPipeline>) {
         tokio::task::spawn_blocking(move || drop(p));
     }
 }
-

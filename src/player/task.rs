@@ -70,7 +70,13 @@ pub(super) async fn run(
         }
         // Restart the update cadence when a new track is loaded.
         if let Some(p) = player.upgrade() {
-            let generation = p.inner.lock().await.track.as_ref().map(|t| t.first_generation);
+            let generation = p
+                .inner
+                .lock()
+                .await
+                .track
+                .as_ref()
+                .map(|t| t.first_generation);
             if generation.is_some() && generation != loaded_generation {
                 loaded_generation = generation;
                 last_request_change = Instant::now();
@@ -88,7 +94,10 @@ fn belongs(generation: u32, first: u32) -> bool {
 
 impl Player {
     fn current_owns(inner: &Inner, generation: u32) -> bool {
-        inner.track.as_ref().is_some_and(|t| belongs(generation, t.first_generation))
+        inner
+            .track
+            .as_ref()
+            .is_some_and(|t| belongs(generation, t.first_generation))
     }
 
     async fn handle(&self, sig: PlayerSignal) {
@@ -122,19 +131,29 @@ impl Player {
                 {
                     current.started = true;
                     let track = self.event_track(current);
-                    self.outbox.send(&OutgoingMessage::Event(Event::TrackStartEvent {
-                        guild_id: self.guild_id.to_string(),
-                        track,
-                    }));
+                    self.outbox
+                        .send(&OutgoingMessage::Event(Event::TrackStartEvent {
+                            guild_id: self.guild_id.to_string(),
+                            track,
+                        }));
                 }
             }
-            PlayerSignal::Audio(AudioSignal::Failed { generation, message, .. }) => {
-                if let Some(current) = inner.track.as_ref().filter(|_| Self::current_owns(&inner, generation)) {
-                    self.outbox.send(&OutgoingMessage::Event(Event::TrackExceptionEvent {
-                        guild_id: self.guild_id.to_string(),
-                        track: self.event_track(current),
-                        exception: playback_exception(&message),
-                    }));
+            PlayerSignal::Audio(AudioSignal::Failed {
+                generation,
+                message,
+                ..
+            }) => {
+                if let Some(current) = inner
+                    .track
+                    .as_ref()
+                    .filter(|_| Self::current_owns(&inner, generation))
+                {
+                    self.outbox
+                        .send(&OutgoingMessage::Event(Event::TrackExceptionEvent {
+                            guild_id: self.guild_id.to_string(),
+                            track: self.event_track(current),
+                            exception: playback_exception(&message),
+                        }));
                 }
             }
             PlayerSignal::Audio(AudioSignal::Ended { generation, kind }) => {
@@ -147,23 +166,33 @@ impl Player {
                 }
             }
             PlayerSignal::Audio(AudioSignal::Stuck { generation }) => {
-                if let Some(current) = inner.track.as_ref().filter(|_| Self::current_owns(&inner, generation)) {
-                    self.outbox.send(&OutgoingMessage::Event(Event::TrackStuckEvent {
-                        guild_id: self.guild_id.to_string(),
-                        track: self.event_track(current),
-                        threshold_ms: self.ctx.track_stuck_threshold_ms as i64,
-                    }));
+                if let Some(current) = inner
+                    .track
+                    .as_ref()
+                    .filter(|_| Self::current_owns(&inner, generation))
+                {
+                    self.outbox
+                        .send(&OutgoingMessage::Event(Event::TrackStuckEvent {
+                            guild_id: self.guild_id.to_string(),
+                            track: self.event_track(current),
+                            threshold_ms: self.ctx.track_stuck_threshold_ms as i64,
+                        }));
                     self.send_player_update(&inner);
                 }
             }
             PlayerSignal::Voice(VoiceEvent::Ready) => self.send_player_update(&inner),
-            PlayerSignal::Voice(VoiceEvent::Closed { code, reason, by_remote }) => {
-                self.outbox.send(&OutgoingMessage::Event(Event::WebSocketClosedEvent {
-                    guild_id: self.guild_id.to_string(),
-                    code,
-                    reason,
-                    by_remote,
-                }));
+            PlayerSignal::Voice(VoiceEvent::Closed {
+                code,
+                reason,
+                by_remote,
+            }) => {
+                self.outbox
+                    .send(&OutgoingMessage::Event(Event::WebSocketClosedEvent {
+                        guild_id: self.guild_id.to_string(),
+                        code,
+                        reason,
+                        by_remote,
+                    }));
                 self.send_player_update(&inner);
             }
         }
@@ -171,7 +200,12 @@ impl Player {
 
     /// Installs a pipeline that finished opening/seeking, or seeks it again if the player moved
     /// on to a newer seek meanwhile.
-    fn install_or_reseek(&self, inner: &Inner, generation: u32, pipeline: crate::audio::pipeline::TrackPipeline) {
+    fn install_or_reseek(
+        &self,
+        inner: &Inner,
+        generation: u32,
+        pipeline: crate::audio::pipeline::TrackPipeline,
+    ) {
         let now = self.audio.generation();
         if generation == now {
             if let Err(p) = self.audio.install(generation, pipeline) {
@@ -184,12 +218,15 @@ impl Player {
 
     /// The current track failed before it could play: exception now, end when drained.
     fn fail_current(&self, inner: &Inner, exception: crate::protocol::load::Exception) {
-        let Some(current) = inner.track.as_ref() else { return };
-        self.outbox.send(&OutgoingMessage::Event(Event::TrackExceptionEvent {
-            guild_id: self.guild_id.to_string(),
-            track: self.event_track(current),
-            exception: exception.clone(),
-        }));
+        let Some(current) = inner.track.as_ref() else {
+            return;
+        };
+        self.outbox
+            .send(&OutgoingMessage::Event(Event::TrackExceptionEvent {
+                guild_id: self.guild_id.to_string(),
+                track: self.event_track(current),
+                exception: exception.clone(),
+            }));
         self.audio.fail(self.audio.generation());
     }
 }

@@ -24,7 +24,7 @@ pub enum OutgoingMessage {
     },
     Stats {
         #[serde(flatten)]
-        stats: Stats,
+        stats: Box<Stats>,
         /// Always present on the WebSocket, `null` when no player qualifies.
         #[serde(rename = "frameStats")]
         frame_stats: Option<FrameStats>,
@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn stats_has_frame_stats_key() {
         let m = OutgoingMessage::Stats {
-            stats: Stats {
+            stats: Box::new(Stats {
                 players: 0,
                 playing_players: 0,
                 uptime: 1,
@@ -132,7 +132,7 @@ mod tests {
                     system_load: 0.0,
                     lavalink_load: 0.0,
                 },
-            },
+            }),
             frame_stats: None,
         };
         let v = serde_json::to_value(&m).unwrap();

@@ -75,7 +75,10 @@ impl TestNode {
         let stderr = child.stderr.take().unwrap();
         let log = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
         let (addr_tx, mut addr_rx) = tokio::sync::mpsc::unbounded_channel::<SocketAddr>();
-        for stream in [Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Unpin + Send>, Box::new(stderr)] {
+        for stream in [
+            Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(stderr),
+        ] {
             let log = log.clone();
             let addr_tx = addr_tx.clone();
             tokio::spawn(async move {
@@ -100,8 +103,17 @@ impl TestNode {
             .unwrap_or_else(|| panic!("node exited; log: {:?}", log.lock()));
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("Authorization", PASSWORD.parse().unwrap());
-        let http = reqwest::Client::builder().default_headers(headers).build().unwrap();
-        TestNode { child, addr, dir, http, log }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        TestNode {
+            child,
+            addr,
+            dir,
+            http,
+            log,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -117,30 +129,58 @@ impl TestNode {
         let r = self.http.get(self.url(path)).send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn patch_json(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.patch(self.url(path)).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .patch(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Connects a client WebSocket as a bot would.
     pub async fn ws(&self) -> WsClient {
-        self.ws_with(&[("User-Id", "1234"), ("Client-Name", "acoustic-tests/1.0")]).await
+        self.ws_with(&[("User-Id", "1234"), ("Client-Name", "acoustic-tests/1.0")])
+            .await
     }
 
     pub async fn ws_with(&self, headers: &[(&str, &str)]) -> WsClient {
-        let mut req = format!("ws://{}/v4/websocket", self.addr).into_client_request().unwrap();
-        req.headers_mut().insert("Authorization", PASSWORD.parse().unwrap());
+        let mut req = format!("ws://{}/v4/websocket", self.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("Authorization", PASSWORD.parse().unwrap());
         for (k, v) in headers {
-            req.headers_mut().insert(*k, v.parse().unwrap());
+            let name =
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+            req.headers_mut().insert(name, v.parse().unwrap());
         }
-        let (stream, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket connect");
-        let resumed = resp.headers().get("Session-Resumed").map(|v| v.to_str().unwrap().to_string());
-        let mut ws = WsClient { stream, session_id: String::new(), resumed_header: resumed, backlog: Vec::new() };
+        let (stream, resp) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket connect");
+        let resumed = resp
+            .headers()
+            .get("Session-Resumed")
+            .map(|v| v.to_str().unwrap().to_string());
+        let mut ws = WsClient {
+            stream,
+            session_id: String::new(),
+            resumed_header: resumed,
+            backlog: Vec::new(),
+        };
         let ready = ws.expect_op("ready", Duration::from_secs(5)).await;
         ws.session_id = ready["sessionId"].as_str().unwrap().to_string();
         ws.backlog.insert(0, ready);
@@ -156,7 +196,10 @@ impl TestNode {
     }
 
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        tokio::time::timeout(timeout, self.child.wait()).await.ok().and_then(Result::ok)
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 }
 
@@ -184,9 +227,14 @@ impl WsClient {
         }
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let msg = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??.ok()?;
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??
+                .ok()?;
             match msg {
-                Message::Text(t) => return Some(serde_json::from_str(t.as_str()).expect("server sent JSON")),
+                Message::Text(t) => {
+                    return Some(serde_json::from_str(t.as_str()).expect("server sent JSON"));
+                }
                 Message::Close(_) => return None,
                 _ => continue,
             }
@@ -194,7 +242,12 @@ impl WsClient {
     }
 
     /// Waits for a message matching `pred`, keeping the others for later.
-    pub async fn expect(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    pub async fn expect(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         if let Some(i) = self.backlog.iter().position(&pred) {
             return self.backlog.remove(i);
         }
@@ -216,7 +269,10 @@ impl WsClient {
     async fn next_json_raw(&mut self, timeout: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let msg = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??.ok()?;
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??
+                .ok()?;
             if let Message::Text(t) = msg {
                 return Some(serde_json::from_str(t.as_str()).expect("server sent JSON"));
             }
@@ -225,19 +281,28 @@ impl WsClient {
 
     pub async fn expect_op(&mut self, op: &str, timeout: Duration) -> Value {
         let op = op.to_string();
-        self.expect(&format!("op {op}"), timeout, move |m| m["op"] == op.as_str()).await
+        self.expect(&format!("op {op}"), timeout, move |m| {
+            m["op"] == op.as_str()
+        })
+        .await
     }
 
     pub async fn expect_event(&mut self, ty: &str, timeout: Duration) -> Value {
         let ty = ty.to_string();
-        self.expect(&format!("event {ty}"), timeout, move |m| m["op"] == "event" && m["type"] == ty.as_str()).await
+        self.expect(&format!("event {ty}"), timeout, move |m| {
+            m["op"] == "event" && m["type"] == ty.as_str()
+        })
+        .await
     }
 
     /// Every message that arrives within `window` (plus the backlog).
     pub async fn collect(&mut self, window: Duration) -> Vec<Value> {
         let mut out = std::mem::take(&mut self.backlog);
         let deadline = tokio::time::Instant::now() + window;
-        while let Some(m) = self.next_json_raw(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
+        while let Some(m) = self
+            .next_json_raw(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
             out.push(m);
         }
         out
