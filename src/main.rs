@@ -94,7 +94,14 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let node = Node::new(config);
+    let node = match Node::new(config) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("acoustic: configuration error: {e}");
+            return ExitCode::from(78);
+        }
+    };
     node.spawn_minute_roller();
     let local = listener
         .local_addr()

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::player::PlayerContext;
 use crate::protocol::info::{Git, Info, Plugin, Version};
 use crate::protocol::stats::{Cpu, FrameStats, Memory, Stats};
+use crate::routeplanner::RoutePlanner;
 use crate::session::{Session, Sessions};
 use crate::sources::{ProxySettings, SourceManagers, SourceSettings};
 use crate::system_stats::{self, CpuLoad};
@@ -26,11 +27,17 @@ pub struct Node {
     pub started_at: Instant,
     pub cpu: Arc<CpuLoad>,
     pub info: Info,
+    /// `None` when `ratelimit.ipBlocks` is empty (disabled).
+    pub route_planner: Option<Arc<RoutePlanner>>,
 }
 
 impl Node {
     /// Builds the node from its configuration and starts its background threads.
-    pub fn new(config: Config) -> Arc<Node> {
+    /// Fails (with a message naming the setting) when a setting cannot be used.
+    pub fn new(config: Config) -> Result<Arc<Node>, String> {
+        let route_planner = RoutePlanner::from_config(&config.ratelimit)
+            .map_err(|e| format!("invalid value for `lavalink.server.ratelimit`: {e}"))?
+            .map(Arc::new);
         let proxy = (!config.http_proxy.proxy_host.is_empty()).then(|| ProxySettings {
             host: config.http_proxy.proxy_host.clone(),
             port: config.http_proxy.proxy_port,
@@ -66,14 +73,15 @@ impl Node {
         let cpu = Arc::new(CpuLoad::default());
         system_stats::spawn_sampler(cpu.clone(), Duration::from_secs(5));
         let info = build_info(&config, &sources);
-        Arc::new(Node {
+        Ok(Arc::new(Node {
             config,
             sessions: Arc::new(Sessions::default()),
             players,
             started_at: Instant::now(),
             cpu,
             info,
-        })
+            route_planner,
+        }))
     }
 
     /// Shutdown: close every client socket with 1001 (going away) and stop every player,
