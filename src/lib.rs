@@ -5,4 +5,5 @@
 
 pub mod audio;
 pub mod protocol;
+pub mod sources;
 pub mod voice;
