@@ -13,7 +13,7 @@ use symphonia::core::formats::probe::{Hint, Probe};
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::{MetadataOptions, MetadataRevision, StandardTag, Tag};
-use symphonia::core::units::Duration;
+use symphonia::core::units::{Duration, TimeBase};
 use symphonia::default::{formats, meta};
 
 use crate::protocol::load::Exception;
@@ -24,6 +24,8 @@ use super::sniff::{self, Container, MediaHint, PlaylistKind, Sniffed};
 
 /// How many bytes are sniffed.
 const SNIFF_BYTES: usize = 8 * 1024;
+/// The bytes of a Matroska file searched for its segment title.
+const MKV_HEAD_BYTES: usize = 64 * 1024;
 /// At most this many ID3v2 tags in a row are skipped before sniffing.
 const MAX_ID3_TAGS: usize = 4;
 
@@ -75,9 +77,24 @@ pub fn inspect(
             mp3_bitrate,
         } => {
             source.seek(SeekFrom::Start(0)).map_err(io_err)?;
+            // symphonia keeps a Matroska segment's title to itself: read it from the head.
+            let segment_title = if container == Container::Matroska {
+                let head = read_up_to(&mut source, MKV_HEAD_BYTES).map_err(io_err)?;
+                source.seek(SeekFrom::Start(0)).map_err(io_err)?;
+                matroska_title(&head)
+            } else {
+                None
+            };
             let audio_start = offset + audio_offset as u64;
-            probe_container(source, container, audio_start, mp3_bitrate, read_error)
-                .map(Inspection::Media)
+            probe_container(
+                source,
+                container,
+                audio_start,
+                mp3_bitrate,
+                segment_title,
+                read_error,
+            )
+            .map(Inspection::Media)
         }
         Sniffed::Playlist(kind) => {
             source.seek(SeekFrom::Start(0)).map_err(io_err)?;
@@ -193,6 +210,7 @@ fn probe_container(
     container: Container,
     audio_start: u64,
     mp3_bitrate: Option<u32>,
+    segment_title: Option<String>,
     read_error: &str,
 ) -> Result<ProbeOutcome, Exception> {
     let byte_len = source.byte_len();
@@ -238,14 +256,17 @@ fn probe_container(
         }
     }
 
-    let duration = track.duration.or(track.num_frames.map(Duration::from));
-    let mut length_ms = match (track.time_base, duration) {
-        (Some(tb), Some(d)) => tb
-            .calc_duration(d)
-            .map(|t| t.as_millis())
-            .and_then(|ms| u64::try_from(ms).ok()),
-        _ => None,
+    let to_ms = |tb: Option<TimeBase>, d: Option<Duration>| {
+        tb?.calc_duration(d?)
+            .and_then(|t| u64::try_from(t.as_millis()).ok())
     };
+    let media = format.media_info();
+    let mut length_ms = to_ms(
+        track.time_base,
+        track.duration.or(track.num_frames.map(Duration::from)),
+    )
+    // Matroska knows the duration of the segment, not of the track.
+    .or_else(|| to_ms(media.time_base, media.duration));
     if length_ms.is_none() && container == Container::Mp3 {
         // No Xing/VBRI header and a source that cannot seek: estimate from the first frame's
         // bit rate and the byte length, as lavaplayer does for constant bit rate files.
@@ -267,11 +288,67 @@ fn probe_container(
 
     Ok(ProbeOutcome {
         container,
-        title: tags.title,
+        title: tags.title.or(segment_title),
         author: tags.artist.or(tags.other_author),
         isrc: tags.isrc,
         length_ms,
     })
+}
+
+/// Reads an EBML variable-length integer: (value, length). `keep_marker` for element IDs.
+fn ebml_vint(b: &[u8], keep_marker: bool) -> Option<(u64, usize)> {
+    let first = *b.first()?;
+    let len = first.leading_zeros() as usize + 1;
+    if len > 8 || b.len() < len {
+        return None;
+    }
+    let mut value = if keep_marker {
+        u64::from(first)
+    } else {
+        u64::from(first) & (0xFF >> len)
+    };
+    for &byte in &b[1..len] {
+        value = (value << 8) | u64::from(byte);
+    }
+    Some((value, len))
+}
+
+/// The body of the first child element `id` among the elements in `data` (cut short at the end
+/// of `data`; an element of unknown size extends to the end).
+fn ebml_child(data: &[u8], id: u64) -> Option<&[u8]> {
+    let mut pos = 0;
+    while pos < data.len() {
+        let (element, id_len) = ebml_vint(&data[pos..], true)?;
+        let (size, size_len) = ebml_vint(&data[pos + id_len..], false)?;
+        let body = pos + id_len + size_len;
+        let unknown = size == (1u64 << (7 * size_len)) - 1;
+        let end = if unknown {
+            data.len()
+        } else {
+            usize::try_from(size)
+                .ok()
+                .and_then(|s| body.checked_add(s))
+                .unwrap_or(usize::MAX)
+        };
+        if element == id {
+            return data.get(body..end.min(data.len()));
+        }
+        pos = end;
+    }
+    None
+}
+
+/// The `Title` of a Matroska segment's `Info`, from the first bytes of the file.
+pub fn matroska_title(head: &[u8]) -> Option<String> {
+    const SEGMENT: u64 = 0x1853_8067;
+    const INFO: u64 = 0x1549_A966;
+    const TITLE: u64 = 0x7BA9;
+    let segment = ebml_child(head, SEGMENT)?;
+    let info = ebml_child(segment, INFO)?;
+    let title = ebml_child(info, TITLE)?;
+    let title = String::from_utf8_lossy(title);
+    let title = title.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    (!title.is_empty()).then(|| title.to_string())
 }
 
 /// Tags found so far; a later revision's non-empty value replaces an earlier one (the forward
@@ -387,6 +464,26 @@ mod tests {
                 length_ms: Some(2000),
             })
         );
+    }
+
+    #[test]
+    fn matroska_segment_title() {
+        // EBML header, then a segment of unknown size: a Void, then Info with a Title.
+        let mut v = vec![0x1A, 0x45, 0xDF, 0xA3, 0x84, 0x42, 0x86, 0x81, 0x01];
+        v.extend_from_slice(&[
+            0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        ]);
+        v.extend_from_slice(&[0xEC, 0x83, 0, 0, 0]);
+        let title = b"Caf\xC3\xA9 Song";
+        v.extend_from_slice(&[0x15, 0x49, 0xA9, 0x66, 0x80 | (title.len() as u8 + 3)]);
+        v.extend_from_slice(&[0x7B, 0xA9, 0x80 | title.len() as u8]);
+        v.extend_from_slice(title);
+        assert_eq!(matroska_title(&v).as_deref(), Some("Café Song"));
+        // Cut short, missing, or garbage: no title and no panic.
+        assert_eq!(matroska_title(&v[..v.len() - 3]).as_deref(), Some("Café S"));
+        assert_eq!(matroska_title(&v[..20]), None);
+        assert_eq!(matroska_title(&[0x00, 0xFF, 0x12]), None);
+        assert_eq!(matroska_title(&[]), None);
     }
 
     #[test]

@@ -28,19 +28,22 @@ pub enum FetchError {
     BadRedirect(String),
 }
 
-/// GETs `url` from byte `start` (`Range: bytes=<start>-`, sent from 0 too, so a server that
-/// supports ranges says so). `timeout` bounds the wait for each response's headers.
+/// GETs bytes `start..=end` of `url` (`Range: bytes=<start>-[<end>]`, sent from 0 too, so a
+/// server that supports ranges says so). `timeout` bounds the wait for each response's headers.
 pub async fn fetch(
     client: &reqwest::Client,
     mut url: Url,
     start: u64,
+    end: Option<u64>,
     timeout: Duration,
 ) -> Result<Fetched, FetchError> {
+    let range = match end {
+        Some(end) => format!("bytes={start}-{end}"),
+        None => format!("bytes={start}-"),
+    };
     let mut redirects = 0;
     loop {
-        let request = client
-            .get(url.clone())
-            .header(RANGE, format!("bytes={start}-"));
+        let request = client.get(url.clone()).header(RANGE, &range);
         let response = match tokio::time::timeout(timeout, request.send()).await {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => return Err(FetchError::Connect(describe(&e))),

@@ -24,9 +24,9 @@ use super::{LoadedItem, OpenedMedia, SourceSettings, TrackData, error, hls};
 
 pub const SOURCE_NAME: &str = "http";
 
-/// Read-ahead while probing at load time: enough for headers, small enough not to download a
-/// file whose index sits at its end.
-const PROBE_READ_AHEAD: usize = 256 * 1024;
+/// Probing at load time asks for pieces of this size, each when it is needed: enough for most
+/// headers in one request, and a file whose index sits at its end is not downloaded.
+const PROBE_CHUNK: u64 = 64 * 1024;
 /// Playlist entries probed at the same time.
 const PLAYLIST_CONCURRENCY: usize = 4;
 
@@ -164,9 +164,15 @@ impl HttpSource {
 
     /// Fetches `url` and inspects what it serves.
     async fn inspect(&self, url: Url) -> Result<(Url, bool, Inspection, Extra), Failure> {
-        let fetched = fetch(&self.client, url, 0, self.header_timeout)
-            .await
-            .map_err(fetch_error)?;
+        let fetched = fetch(
+            &self.client,
+            url,
+            0,
+            Some(PROBE_CHUNK - 1),
+            self.header_timeout,
+        )
+        .await
+        .map_err(fetch_error)?;
         let Fetched {
             response,
             url,
@@ -176,6 +182,10 @@ impl HttpSource {
         if status == StatusCode::NOT_FOUND {
             return Err(Failure::NotFound);
         }
+        if status == StatusCode::RANGE_NOT_SATISFIABLE {
+            // Not even byte 0 exists.
+            return Err(error::unknown_format("the resource is empty").into());
+        }
         if !status.is_success() {
             return Err(error::not_playable(&format!("Status code {}", status.as_u16())).into());
         }
@@ -184,7 +194,8 @@ impl HttpSource {
         let extra = Extra {
             icy_name: header(&response, "icy-name").map(str::to_string),
         };
-        let reader = HttpReader::start(self.stream_config(&url, PROBE_READ_AHEAD), response);
+        let config = self.stream_config(&url, PROBE_CHUNK as usize, Some(PROBE_CHUNK));
+        let reader = HttpReader::start(config, response);
         let inspection = tokio::task::spawn_blocking(move || {
             probe::inspect(Box::new(reader), &hint, error::CONNECT_FAILED)
         })
@@ -193,13 +204,19 @@ impl HttpSource {
         Ok((url, redirected, inspection, extra))
     }
 
-    fn stream_config(&self, url: &Url, read_ahead: usize) -> StreamConfig {
+    fn stream_config(
+        &self,
+        url: &Url,
+        read_ahead: usize,
+        request_len: Option<u64>,
+    ) -> StreamConfig {
         StreamConfig {
             client: self.client.clone(),
             url: url.clone(),
             header_timeout: self.header_timeout,
             read_timeout: self.read_timeout,
             read_ahead,
+            request_len,
         }
     }
 
@@ -209,7 +226,7 @@ impl HttpSource {
         let location = track.info.uri.as_deref().unwrap_or(&track.info.identifier);
         let url =
             playlist::parse_http_url(location).ok_or_else(|| error::not_a_valid_url(location))?;
-        let fetched = fetch(&self.client, url, 0, self.header_timeout)
+        let fetched = fetch(&self.client, url, 0, None, self.header_timeout)
             .await
             .map_err(|e| match fetch_error(e) {
                 Failure::Error(e) => e,
@@ -224,7 +241,7 @@ impl HttpSource {
         }
         let mime = header(&fetched.response, CONTENT_TYPE.as_str()).map(str::to_string);
         let reader = HttpReader::start(
-            self.stream_config(&fetched.url, self.read_ahead),
+            self.stream_config(&fetched.url, self.read_ahead, None),
             fetched.response,
         );
         Ok(OpenedMedia {

@@ -40,6 +40,10 @@ pub struct StreamConfig {
     pub read_timeout: Duration,
     /// The most bytes kept ahead of the read position.
     pub read_ahead: usize,
+    /// `Some(n)`: ask for at most `n` bytes per request, and for the next `n` only when the
+    /// reader is about to need them (probing: read only what is needed). `None`: one
+    /// open-ended request, held open (playback).
+    pub request_len: Option<u64>,
 }
 
 enum End {
@@ -58,6 +62,8 @@ struct State {
     /// Bumped whenever the window is thrown away; a fetcher of an older generation stops.
     generation: u64,
     end: End,
+    /// The resource's length, if known.
+    total_len: Option<u64>,
 }
 
 impl State {
@@ -69,10 +75,20 @@ impl State {
         self.window_end().saturating_sub(self.pos) as usize
     }
 
+    /// The reader sits at or past the known end (reads return EOF whatever the window holds).
+    fn at_end(&self) -> bool {
+        self.total_len.is_some_and(|len| self.pos >= len)
+    }
+
+    /// Whether the fetcher should fetch more to keep fewer than `below` bytes ahead.
+    fn wants_more(&self, below: usize) -> bool {
+        !self.at_end() && self.buffered() < below.max(1)
+    }
+
     fn readiness(&self) -> Readiness {
         Readiness {
             buffered: self.buffered(),
-            finished: !matches!(self.end, End::Open),
+            finished: self.at_end() || !matches!(self.end, End::Open),
         }
     }
 }
@@ -128,15 +144,16 @@ impl Shared {
         self.call_notify();
     }
 
-    /// Waits until there is room for more read-ahead; false when the fetcher is stale.
-    async fn wait_for_room(&self, generation: u64) -> bool {
+    /// Waits until fewer than `below` bytes are buffered ahead of the reader; false when the
+    /// fetcher is stale.
+    async fn wait_for_room(&self, generation: u64, below: usize) -> bool {
         loop {
             {
                 let st = self.state.lock();
                 if st.generation != generation {
                     return false;
                 }
-                if st.buffered() < self.read_ahead {
+                if st.wants_more(below) {
                     return true;
                 }
             }
@@ -168,6 +185,7 @@ impl HttpReader {
                 pos: 0,
                 generation: 0,
                 end: End::Open,
+                total_len,
             }),
             data: Condvar::new(),
             room: tokio::sync::Notify::new(),
@@ -236,6 +254,9 @@ impl Read for HttpReader {
         let deadline = Instant::now() + self.config.read_timeout;
         let mut st = self.shared.state.lock();
         loop {
+            if st.at_end() {
+                return Ok(0);
+            }
             let available = st.buffered();
             if available > 0 && st.pos >= st.buf_start {
                 let from = (st.pos - st.buf_start) as usize;
@@ -297,7 +318,10 @@ impl Seek for HttpReader {
         };
         let end = st.window_end();
         let open = matches!(st.end, End::Open);
-        let in_window = target >= st.buf_start && target <= end;
+        // At or past the end (demuxers look at the length this way): nothing to fetch there,
+        // and the window stays for the seek back.
+        let past_end = self.total_len.is_some_and(|len| target >= len);
+        let in_window = past_end || (target >= st.buf_start && target <= end);
         // Short skips (any forward skip, if the server cannot do ranges) wait for the bytes.
         let skip = target > end
             && (open || matches!(st.end, End::Eof))
@@ -347,11 +371,7 @@ impl MediaReader for HttpReader {
 fn describe_response(response: &Response) -> (bool, Option<u64>) {
     let headers = response.headers();
     if response.status() == StatusCode::PARTIAL_CONTENT {
-        let total = headers
-            .get(CONTENT_RANGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_content_range)
-            .and_then(|r| r.total);
+        let total = content_range(response).and_then(|r| r.total);
         return (true, total);
     }
     let accepts = headers
@@ -361,30 +381,43 @@ fn describe_response(response: &Response) -> (bool, Option<u64>) {
     (accepts, response.content_length())
 }
 
+fn content_range(response: &Response) -> Option<ContentRange> {
+    response
+        .headers()
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_content_range)
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct ContentRange {
     pub start: u64,
+    /// The last byte, inclusive.
+    pub last: u64,
     pub total: Option<u64>,
 }
 
-/// Parses `bytes <start>-<end>/<total or *>`.
+/// Parses `bytes <start>-<last>/<total or *>`.
 pub fn parse_content_range(value: &str) -> Option<ContentRange> {
     let rest = value.trim().strip_prefix("bytes")?.trim_start();
     let (range, total) = rest.split_once('/')?;
-    let (start, _end) = range.trim().split_once('-')?;
+    let (start, last) = range.trim().split_once('-')?;
     let total = match total.trim() {
         "*" => None,
         t => Some(t.parse().ok()?),
     };
-    Some(ContentRange {
-        start: start.trim().parse().ok()?,
-        total,
-    })
+    let (start, last) = (start.trim().parse().ok()?, last.trim().parse().ok()?);
+    (start <= last).then_some(ContentRange { start, last, total })
 }
 
 enum PumpEnd {
+    /// The resource ended.
     Eof,
+    /// A bounded range was delivered whole; more of the resource follows.
+    RangeDone,
+    /// The connection failed or stopped early.
     Dropped(String),
+    /// This fetcher's generation is over (the reader moved elsewhere or is gone).
     Stale,
 }
 
@@ -419,6 +452,7 @@ async fn run_fetcher(
                 shared.finish(generation, End::Failed(io::ErrorKind::Other, message));
                 return;
             }
+            Err(ConnectError::Eof) => PumpEnd::Eof,
             Err(ConnectError::Retry(message)) => PumpEnd::Dropped(message),
         };
         match outcome {
@@ -427,6 +461,15 @@ async fn run_fetcher(
                 return;
             }
             PumpEnd::Stale => return,
+            PumpEnd::RangeDone => {
+                // Ask for the next piece only when the reader is about to need it.
+                if !shared
+                    .wait_for_room(generation, shared.read_ahead / 4)
+                    .await
+                {
+                    return;
+                }
+            }
             PumpEnd::Dropped(message) => {
                 failures += 1;
                 if failures > MAX_RECONNECTS {
@@ -457,8 +500,14 @@ async fn pump(
     failures: &mut u32,
     total_len: Option<u64>,
 ) -> PumpEnd {
+    // Where this body should end (exclusive), if it says.
+    let body_end = if response.status() == StatusCode::PARTIAL_CONTENT {
+        content_range(&response).map(|r| r.last + 1)
+    } else {
+        response.content_length().map(|len| *offset + len)
+    };
     loop {
-        if !shared.wait_for_room(generation).await {
+        if !shared.wait_for_room(generation, shared.read_ahead).await {
             return PumpEnd::Stale;
         }
         match tokio::time::timeout(config.read_timeout, response.chunk()).await {
@@ -470,9 +519,15 @@ async fn pump(
                 *failures = 0;
             }
             Ok(Ok(None)) => {
-                return match total_len {
-                    Some(len) if *offset < len => {
-                        PumpEnd::Dropped(format!("the body ended at byte {offset} of {len}"))
+                return match (body_end, total_len) {
+                    (Some(end), _) if *offset < end => {
+                        PumpEnd::Dropped(format!("the body ended at byte {offset} of {end}"))
+                    }
+                    (_, Some(total)) if *offset >= total => PumpEnd::Eof,
+                    // A bounded request delivered whole: the rest is still to be asked for.
+                    (Some(_), _) if config.request_len.is_some() => PumpEnd::RangeDone,
+                    (_, Some(total)) => {
+                        PumpEnd::Dropped(format!("the body ended at byte {offset} of {total}"))
                     }
                     _ => PumpEnd::Eof,
                 };
@@ -493,14 +548,18 @@ enum ConnectError {
     Retry(String),
     /// The resource cannot be read from this offset (gone, no range support).
     Fatal(String),
+    /// The offset is at or past the end (416).
+    Eof,
 }
 
 /// Requests the resource from `offset` and checks the answer really starts there.
 async fn connect_at(config: &StreamConfig, offset: u64) -> Result<Response, ConnectError> {
+    let last = config.request_len.map(|n| offset + n.max(1) - 1);
     let fetched = fetch(
         &config.client,
         config.url.clone(),
         offset,
+        last,
         config.header_timeout,
     )
     .await
@@ -511,18 +570,15 @@ async fn connect_at(config: &StreamConfig, offset: u64) -> Result<Response, Conn
     let response = fetched.response;
     let status = response.status();
     if status == StatusCode::PARTIAL_CONTENT {
-        let start = response
-            .headers()
-            .get(CONTENT_RANGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_content_range)
-            .map(|r| r.start);
-        return match start {
-            Some(start) if start == offset => Ok(response),
+        return match content_range(&response) {
+            Some(range) if range.start == offset => Ok(response),
             _ => Err(ConnectError::Fatal(format!(
                 "asked for byte {offset}, the server answered a different range"
             ))),
         };
+    }
+    if status == StatusCode::RANGE_NOT_SATISFIABLE {
+        return Err(ConnectError::Eof);
     }
     if status.is_success() && offset == 0 {
         return Ok(response);
@@ -554,6 +610,7 @@ mod tests {
             parse_content_range("bytes 0-99/1000"),
             Some(ContentRange {
                 start: 0,
+                last: 99,
                 total: Some(1000)
             })
         );
@@ -561,10 +618,12 @@ mod tests {
             parse_content_range("bytes 500-999/*"),
             Some(ContentRange {
                 start: 500,
+                last: 999,
                 total: None
             })
         );
         assert_eq!(parse_content_range("bytes */1000"), None);
         assert_eq!(parse_content_range("items 0-1/2"), None);
+        assert_eq!(parse_content_range("bytes 9-1/20"), None);
     }
 }
