@@ -9,6 +9,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use reqwest::header::{ACCEPT_RANGES, CONTENT_RANGE};
 use reqwest::{Response, StatusCode, Url};
@@ -112,24 +113,34 @@ impl Shared {
         }
     }
 
-    /// Appends bytes from a fetcher of `generation`; false when that fetcher is stale.
-    fn append(&self, generation: u64, bytes: &[u8]) -> bool {
-        {
+    /// Appends from `bytes` what fits in the read-ahead, for a fetcher of `generation`: how
+    /// many bytes were taken, or `None` when that fetcher is stale.
+    fn append(&self, generation: u64, bytes: &[u8]) -> Option<usize> {
+        let taken = {
             let mut st = self.state.lock();
             if st.generation != generation {
-                return false;
+                return None;
             }
-            st.buf.extend(bytes.iter().copied());
+            let room = if st.at_end() {
+                0
+            } else {
+                self.read_ahead.saturating_sub(st.buffered())
+            };
+            let taken = room.min(bytes.len());
+            st.buf.extend(bytes[..taken].iter().copied());
             let keep_from = st.pos.saturating_sub(self.back_keep as u64);
             let excess = keep_from
                 .saturating_sub(st.buf_start)
                 .min(st.buf.len() as u64);
             st.buf.drain(..excess as usize);
             st.buf_start += excess;
+            taken
+        };
+        if taken > 0 {
+            self.data.notify_all();
+            self.call_notify();
         }
-        self.data.notify_all();
-        self.call_notify();
-        true
+        Some(taken)
     }
 
     fn finish(&self, generation: u64, end: End) {
@@ -506,40 +517,46 @@ async fn pump(
     } else {
         response.content_length().map(|len| *offset + len)
     };
+    // Bytes received but not yet taken into the window (it was full).
+    let mut pending = Bytes::new();
     loop {
         if !shared.wait_for_room(generation, shared.read_ahead).await {
             return PumpEnd::Stale;
         }
-        match tokio::time::timeout(config.read_timeout, response.chunk()).await {
-            Ok(Ok(Some(bytes))) => {
-                if !shared.append(generation, &bytes) {
-                    return PumpEnd::Stale;
+        if pending.is_empty() {
+            match tokio::time::timeout(config.read_timeout, response.chunk()).await {
+                Ok(Ok(Some(bytes))) => {
+                    pending = bytes;
+                    *failures = 0;
                 }
-                *offset += bytes.len() as u64;
-                *failures = 0;
-            }
-            Ok(Ok(None)) => {
-                return match (body_end, total_len) {
-                    (Some(end), _) if *offset < end => {
-                        PumpEnd::Dropped(format!("the body ended at byte {offset} of {end}"))
-                    }
-                    (_, Some(total)) if *offset >= total => PumpEnd::Eof,
-                    // A bounded request delivered whole: the rest is still to be asked for.
-                    (Some(_), _) if config.request_len.is_some() => PumpEnd::RangeDone,
-                    (_, Some(total)) => {
-                        PumpEnd::Dropped(format!("the body ended at byte {offset} of {total}"))
-                    }
-                    _ => PumpEnd::Eof,
-                };
-            }
-            Ok(Err(e)) => return PumpEnd::Dropped(super::fetch::describe(&e)),
-            Err(_) => {
-                return PumpEnd::Dropped(format!(
-                    "no data within {} ms",
-                    config.read_timeout.as_millis()
-                ));
+                Ok(Ok(None)) => {
+                    return match (body_end, total_len) {
+                        (Some(end), _) if *offset < end => {
+                            PumpEnd::Dropped(format!("the body ended at byte {offset} of {end}"))
+                        }
+                        (_, Some(total)) if *offset >= total => PumpEnd::Eof,
+                        // A bounded request delivered whole: the rest is still to be asked for.
+                        (Some(_), _) if config.request_len.is_some() => PumpEnd::RangeDone,
+                        (_, Some(total)) => {
+                            PumpEnd::Dropped(format!("the body ended at byte {offset} of {total}"))
+                        }
+                        _ => PumpEnd::Eof,
+                    };
+                }
+                Ok(Err(e)) => return PumpEnd::Dropped(super::fetch::describe(&e)),
+                Err(_) => {
+                    return PumpEnd::Dropped(format!(
+                        "no data within {} ms",
+                        config.read_timeout.as_millis()
+                    ));
+                }
             }
         }
+        let Some(taken) = shared.append(generation, &pending) else {
+            return PumpEnd::Stale;
+        };
+        pending = pending.slice(taken..);
+        *offset += taken as u64;
     }
 }
 
