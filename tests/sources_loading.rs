@@ -842,3 +842,26 @@ async fn opened_media_demuxes_and_seeks_like_the_file() {
         }
     }
 }
+
+/// Probing reads the head in one request; formats whose length or tags sit at the tail need
+/// one jump there (and the head is not fetched twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probing_takes_few_requests() {
+    let server = server();
+    let sources = http_sources();
+    for (file, most) in [
+        ("staircase.flac", 1),
+        ("staircase-44k.wav", 1),
+        ("staircase.ogg", 1),
+        ("staircase-faststart.m4a", 1),
+        ("staircase.mp3", 2),
+        ("staircase.opus", 2),
+        ("staircase.webm", 2),
+        ("staircase-alac.m4a", 3),
+    ] {
+        let path = format!("staircase/{file}");
+        expect_track(sources.load(&server.url(&path)).await);
+        let ranges = requested_ranges(&server, &path);
+        assert!(ranges.len() <= most, "{file}: {ranges:?}");
+    }
+}

@@ -65,6 +65,9 @@ struct State {
     end: End,
     /// The resource's length, if known.
     total_len: Option<u64>,
+    /// Probing only: the window before the last far seek (start, bytes), for the seek back
+    /// that usually follows (a look at the tail, then back to the head).
+    stash: Option<(u64, VecDeque<u8>)>,
 }
 
 impl State {
@@ -197,11 +200,16 @@ impl HttpReader {
                 generation: 0,
                 end: End::Open,
                 total_len,
+                stash: None,
             }),
             data: Condvar::new(),
             room: tokio::sync::Notify::new(),
             notify: Mutex::new(None),
-            back_keep: MAX_BACK_KEEP.min(read_ahead),
+            // A probe jumps around in a small area; playback keeps memory to the read-ahead.
+            back_keep: match config.request_len {
+                Some(_) => MAX_BACK_KEEP,
+                None => MAX_BACK_KEEP.min(read_ahead),
+            },
             read_ahead,
         });
         let config = Arc::new(config);
@@ -229,13 +237,29 @@ impl HttpReader {
         self.range_supported
     }
 
+    /// Moves the window to `target`: the bytes there come from the stash (probing) or from a new
+    /// request.
     fn restart_at(&mut self, st: &mut State, target: u64) {
         st.generation += 1;
-        st.buf.clear();
-        st.buf_start = target;
-        st.pos = target;
         self.fetcher.abort();
-        if self.total_len.is_some_and(|len| target >= len) {
+        let old_start = st.buf_start;
+        let old = std::mem::take(&mut st.buf);
+        let stashed = st.stash.take();
+        if self.config.request_len.is_some() {
+            st.stash = Some((old_start, old));
+        }
+        match stashed {
+            Some((start, bytes)) if target >= start && target <= start + bytes.len() as u64 => {
+                st.buf_start = start;
+                st.buf = bytes;
+            }
+            _ => {
+                st.buf_start = target;
+            }
+        }
+        st.pos = target;
+        let from = st.window_end();
+        if self.total_len.is_some_and(|len| from >= len) {
             st.end = End::Eof;
             return;
         }
@@ -244,7 +268,7 @@ impl HttpReader {
             self.shared.clone(),
             self.config.clone(),
             st.generation,
-            target,
+            from,
             None,
             self.total_len,
         ));
@@ -444,7 +468,18 @@ async fn run_fetcher(
     loop {
         let response = match first.take() {
             Some(response) => Ok(response),
-            None => connect_at(&config, offset).await,
+            None => {
+                // Connect when the reader is about to need the bytes: at once after a seek or
+                // a drop while streaming; for a probe, only once its window runs low.
+                let below = match config.request_len {
+                    Some(_) => shared.read_ahead / 4,
+                    None => shared.read_ahead,
+                };
+                if !shared.wait_for_room(generation, below).await {
+                    return;
+                }
+                connect_at(&config, offset).await
+            }
         };
         let outcome = match response {
             Ok(response) => {
@@ -472,15 +507,8 @@ async fn run_fetcher(
                 return;
             }
             PumpEnd::Stale => return,
-            PumpEnd::RangeDone => {
-                // Ask for the next piece only when the reader is about to need it.
-                if !shared
-                    .wait_for_room(generation, shared.read_ahead / 4)
-                    .await
-                {
-                    return;
-                }
-            }
+            // The next piece is asked for when the reader is about to need it (above).
+            PumpEnd::RangeDone => {}
             PumpEnd::Dropped(message) => {
                 failures += 1;
                 if failures > MAX_RECONNECTS {
