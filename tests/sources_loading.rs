@@ -865,3 +865,39 @@ async fn probing_takes_few_requests() {
         assert!(ranges.len() <= most, "{file}: {ranges:?}");
     }
 }
+
+/// A short file made with ffmpeg's built-in encoders (cached under the target dir).
+fn ffmpeg_file(name: &str, args: &[&str]) -> Vec<u8> {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sources-{name}"));
+    if !out.is_file() {
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=2"])
+            .args(args)
+            .arg(&out)
+            .status()
+            .expect("run ffmpeg");
+        assert!(status.success());
+    }
+    std::fs::read(out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_containers_with_unsupported_codecs_are_common_errors() {
+    let server = server();
+    let sources = http_sources();
+    let mp2 = ffmpeg_file("layer2.mp2", &["-c:a", "mp2", "-f", "mp2"]);
+    server.put("layer2.mp3", mp2, Some("audio/mpeg"));
+    let ac3 = ffmpeg_file("ac3.mka", &["-c:a", "ac3", "-f", "matroska"]);
+    server.put("ac3.mka", ac3, Some("audio/x-matroska"));
+    for (path, words) in [("layer2.mp3", "Unsupported"), ("ac3.mka", "AC-3")] {
+        match sources.load(&server.url(path)).await {
+            LoadedItem::Error(e) => {
+                assert_eq!(e.severity, Severity::Common, "{path}");
+                let message = e.message.unwrap();
+                assert!(message.contains(words), "{path}: {message}");
+            }
+            other => panic!("{path}: expected an error, got {other:?}"),
+        }
+    }
+}
