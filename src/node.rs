@@ -41,8 +41,8 @@ impl Node {
         let proxy = (!config.http_proxy.proxy_host.is_empty()).then(|| ProxySettings {
             host: config.http_proxy.proxy_host.clone(),
             port: config.http_proxy.proxy_port,
-            user: config.http_proxy.proxy_user.clone(),
-            password: config.http_proxy.proxy_password.clone(),
+            user: Some(config.http_proxy.proxy_user.clone()).filter(|u| !u.is_empty()),
+            password: Some(config.http_proxy.proxy_password.clone()).filter(|p| !p.is_empty()),
         });
         let sources = Arc::new(SourceManagers::new(SourceSettings {
             http: config.sources.http,
