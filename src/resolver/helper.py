@@ -109,7 +109,11 @@ def ydl():
         import yt_dlp
 
         inst = yt_dlp.YoutubeDL(base_params())
-        inst.add_info_extractor(BANDCAMP_SEARCH_IE())
+        search = BANDCAMP_SEARCH_IE()
+        inst.add_info_extractor(search)
+        # First in line: the generic extractor (last of the built-in ones) would claim it.
+        key = search.ie_key()
+        inst._ies = {key: inst._ies.pop(key), **inst._ies}
         LOCAL.ydl = inst
     return inst
 

@@ -338,24 +338,38 @@ impl Helper {
             .clone()
             .try_acquire_owned()
             .map_err(|_| RequestError::Busy)?;
-        let proc = self.process().await.map_err(RequestError::Unavailable)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         req["id"] = json!(id);
-        let (tx, rx) = oneshot::channel();
-        proc.pending.lock().insert(id, tx);
         let mut line = serde_json::to_string(&req).expect("a JSON value serializes");
         line.push('\n');
-        {
-            let mut stdin = proc.stdin.lock().await;
-            if let Err(e) = stdin.write_all(line.as_bytes()).await {
-                proc.pending.lock().remove(&id);
-                proc.kill();
-                return Err(RequestError::Unavailable(format!(
-                    "cannot write to the yt-dlp helper: {e}"
-                )));
+        // A helper that died since the last request is noticed here at the latest (the write
+        // fails): then one fresh helper is started and the request sent again.
+        let mut attempt = 0;
+        let (proc, rx) = loop {
+            attempt += 1;
+            let proc = self.process().await.map_err(RequestError::Unavailable)?;
+            let (tx, rx) = oneshot::channel();
+            proc.pending.lock().insert(id, tx);
+            let written = {
+                let mut stdin = proc.stdin.lock().await;
+                match stdin.write_all(line.as_bytes()).await {
+                    Ok(()) => stdin.flush().await,
+                    Err(e) => Err(e),
+                }
+            };
+            match written {
+                Ok(()) => break (proc, rx),
+                Err(e) => {
+                    proc.pending.lock().remove(&id);
+                    proc.kill();
+                    if attempt >= 2 {
+                        return Err(RequestError::Unavailable(format!(
+                            "cannot write to the yt-dlp helper: {e}"
+                        )));
+                    }
+                }
             }
-            let _ = stdin.flush().await;
-        }
+        };
         let result = tokio::time::timeout(self.config.request_timeout, rx).await;
         drop(permit);
         match result {
