@@ -74,34 +74,36 @@ pub fn source_of(v: &Value, hint: Source) -> Source {
     }
 }
 
-fn track(
-    source: Source,
+/// The fields of a track as a source reads them; `track()` fills in Lavalink's defaults.
+struct Fields<'a> {
     identifier: String,
-    author: Option<&str>,
-    title: Option<&str>,
+    author: Option<&'a str>,
+    title: Option<&'a str>,
     length: Option<i64>,
     is_stream: bool,
     uri: Option<String>,
     artwork: Option<String>,
     isrc: Option<String>,
-) -> TrackData {
-    let length = if is_stream {
+}
+
+fn track(source: Source, f: Fields<'_>) -> TrackData {
+    let length = if f.is_stream {
         UNKNOWN_LENGTH
     } else {
-        length.unwrap_or(UNKNOWN_LENGTH)
+        f.length.unwrap_or(UNKNOWN_LENGTH)
     };
     TrackData {
         info: TrackInfo {
-            identifier,
-            is_seekable: !is_stream,
-            author: author.unwrap_or(UNKNOWN_ARTIST).to_string(),
+            identifier: f.identifier,
+            is_seekable: !f.is_stream,
+            author: f.author.unwrap_or(UNKNOWN_ARTIST).to_string(),
             length,
-            is_stream,
+            is_stream: f.is_stream,
             position: 0,
-            title: title.unwrap_or(UNKNOWN_TITLE).to_string(),
-            uri,
-            artwork_url: artwork,
-            isrc,
+            title: f.title.unwrap_or(UNKNOWN_TITLE).to_string(),
+            uri: f.uri,
+            artwork_url: f.artwork,
+            isrc: f.isrc,
             source_name: source.name().to_string(),
         },
         details: SourceDetails::None,
@@ -135,14 +137,16 @@ fn youtube_track(v: &Value) -> Option<TrackData> {
     };
     Some(track(
         Source::Youtube,
-        id.to_string(),
-        first_str(v, &["channel", "uploader", "artist", "creator"]),
-        first_str(v, &["title", "fulltitle"]),
-        num_field(v, "duration").map(seconds_to_ms),
-        live,
-        Some(youtube_url(id)),
-        Some(artwork),
-        str_field(v, "isrc").map(str::to_string),
+        Fields {
+            identifier: id.to_string(),
+            author: first_str(v, &["channel", "uploader", "artist", "creator"]),
+            title: first_str(v, &["title", "fulltitle"]),
+            length: num_field(v, "duration").map(seconds_to_ms),
+            is_stream: live,
+            uri: Some(youtube_url(id)),
+            artwork: Some(artwork),
+            isrc: str_field(v, "isrc").map(str::to_string),
+        },
     ))
 }
 
@@ -218,16 +222,18 @@ fn soundcloud_track(v: &Value) -> Option<TrackData> {
         .or_else(|| str_field(v, "thumbnail").map(str::to_string));
     Some(track(
         Source::Soundcloud,
-        identifier,
-        first_str(sc, &["username"]).or_else(|| first_str(v, &["uploader", "artist"])),
-        first_str(sc, &["title"]).or_else(|| first_str(v, &["title", "fulltitle"])),
-        length,
-        false,
-        uri,
-        artwork,
-        first_str(sc, &["isrc"])
-            .or_else(|| str_field(v, "isrc"))
-            .map(str::to_string),
+        Fields {
+            identifier,
+            author: first_str(sc, &["username"]).or_else(|| first_str(v, &["uploader", "artist"])),
+            title: first_str(sc, &["title"]).or_else(|| first_str(v, &["title", "fulltitle"])),
+            length,
+            is_stream: false,
+            uri,
+            artwork,
+            isrc: first_str(sc, &["isrc"])
+                .or_else(|| str_field(v, "isrc"))
+                .map(str::to_string),
+        },
     ))
 }
 
@@ -247,28 +253,32 @@ fn bandcamp_track(v: &Value) -> Option<TrackData> {
     let url = url.split('?').next().unwrap_or(url).to_string();
     Some(track(
         Source::Bandcamp,
-        url.clone(),
-        first_str(v, &["artist", "album_artist", "uploader"]),
-        first_str(v, &["track", "title", "fulltitle"]),
-        num_field(v, "duration").map(seconds_to_ms),
-        false,
-        Some(url),
-        bandcamp_artwork(v).or_else(|| str_field(v, "thumbnail").map(str::to_string)),
-        str_field(v, "isrc").map(str::to_string),
+        Fields {
+            identifier: url.clone(),
+            author: first_str(v, &["artist", "album_artist", "uploader"]),
+            title: first_str(v, &["track", "title", "fulltitle"]),
+            length: num_field(v, "duration").map(seconds_to_ms),
+            is_stream: false,
+            uri: Some(url),
+            artwork: bandcamp_artwork(v).or_else(|| str_field(v, "thumbnail").map(str::to_string)),
+            isrc: str_field(v, "isrc").map(str::to_string),
+        },
     ))
 }
 
 fn twitch_track(v: &Value, channel_url: &str, channel: &str) -> TrackData {
     track(
         Source::Twitch,
-        channel_url.to_string(),
-        Some(channel),
-        first_str(v, &["description", "title"]),
-        None,
-        true,
-        Some(channel_url.to_string()),
-        str_field(v, "thumbnail").map(str::to_string),
-        None,
+        Fields {
+            identifier: channel_url.to_string(),
+            author: Some(channel),
+            title: first_str(v, &["description", "title"]),
+            length: None,
+            is_stream: true,
+            uri: Some(channel_url.to_string()),
+            artwork: str_field(v, "thumbnail").map(str::to_string),
+            isrc: None,
+        },
     )
 }
 
@@ -276,14 +286,16 @@ fn vimeo_track(v: &Value) -> Option<TrackData> {
     let id = str_field(v, "id").filter(|id| id.bytes().all(|b| b.is_ascii_digit()))?;
     Some(track(
         Source::Vimeo,
-        id.to_string(),
-        first_str(v, &["uploader", "channel"]),
-        first_str(v, &["title", "fulltitle"]),
-        num_field(v, "duration").map(seconds_to_ms),
-        is_live(v),
-        Some(vimeo_url(id)),
-        str_field(v, "thumbnail").map(str::to_string),
-        None,
+        Fields {
+            identifier: id.to_string(),
+            author: first_str(v, &["uploader", "channel"]),
+            title: first_str(v, &["title", "fulltitle"]),
+            length: num_field(v, "duration").map(seconds_to_ms),
+            is_stream: is_live(v),
+            uri: Some(vimeo_url(id)),
+            artwork: str_field(v, "thumbnail").map(str::to_string),
+            isrc: None,
+        },
     ))
 }
 
@@ -291,14 +303,16 @@ fn nico_track(v: &Value) -> Option<TrackData> {
     let id = str_field(v, "id")?;
     Some(track(
         Source::Niconico,
-        id.to_string(),
-        first_str(v, &["uploader", "channel"]),
-        first_str(v, &["title", "fulltitle"]),
-        num_field(v, "duration").map(seconds_to_ms),
-        is_live(v),
-        Some(nico_url(id)),
-        str_field(v, "thumbnail").map(str::to_string),
-        None,
+        Fields {
+            identifier: id.to_string(),
+            author: first_str(v, &["uploader", "channel"]),
+            title: first_str(v, &["title", "fulltitle"]),
+            length: num_field(v, "duration").map(seconds_to_ms),
+            is_stream: is_live(v),
+            uri: Some(nico_url(id)),
+            artwork: str_field(v, "thumbnail").map(str::to_string),
+            isrc: None,
+        },
     ))
 }
 
@@ -314,19 +328,21 @@ fn generic_track(v: &Value, page: Option<&str>) -> Option<TrackData> {
     }?;
     let live = is_live(v);
     let length = num_field(v, "duration").map(seconds_to_ms);
+    // Unknown duration means a stream, as for the http source.
     Some(track(
         Source::Generic,
-        identifier.to_string(),
-        first_str(v, &["artist", "creator", "uploader", "channel"]),
-        first_str(v, &["track", "title", "fulltitle"]),
-        length,
-        // Unknown duration means a stream, as for the http source.
-        live || length.is_none(),
-        Some(identifier.to_string()),
-        str_field(v, "thumbnail")
-            .or_else(|| thumbnails(v).last())
-            .map(str::to_string),
-        str_field(v, "isrc").map(str::to_string),
+        Fields {
+            identifier: identifier.to_string(),
+            author: first_str(v, &["artist", "creator", "uploader", "channel"]),
+            title: first_str(v, &["track", "title", "fulltitle"]),
+            length,
+            is_stream: live || length.is_none(),
+            uri: Some(identifier.to_string()),
+            artwork: str_field(v, "thumbnail")
+                .or_else(|| thumbnails(v).last())
+                .map(str::to_string),
+            isrc: str_field(v, "isrc").map(str::to_string),
+        },
     ))
 }
 
