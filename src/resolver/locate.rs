@@ -68,9 +68,10 @@ pub fn interpreter_of_script(script: &Path) -> Option<Interpreter> {
     })
 }
 
-/// Candidates in the order they are tried.
-pub fn candidates(python: Option<&Path>, ytdlp: Option<&Path>) -> Vec<Interpreter> {
+/// Candidates in the order they are tried, and what was wrong with a configured executable.
+pub fn candidates(python: Option<&Path>, ytdlp: Option<&Path>) -> (Vec<Interpreter>, Vec<String>) {
     let mut out = Vec::new();
+    let mut problems = Vec::new();
     if let Some(p) = python {
         out.push(Interpreter {
             python: p.to_path_buf(),
@@ -78,17 +79,17 @@ pub fn candidates(python: Option<&Path>, ytdlp: Option<&Path>) -> Vec<Interprete
             origin: format!("the configured interpreter {}", p.display()),
         });
         // An explicit interpreter is a decision: nothing else is tried.
-        return out;
+        return (out, problems);
     }
     if let Some(y) = ytdlp {
         match interpreter_of_script(y) {
             Some(i) => out.push(i),
-            None => tracing::warn!(
-                path = %y.display(),
-                "the configured yt-dlp is not a Python script (a native build?); it cannot be used as a library"
-            ),
+            None => problems.push(format!(
+                "{} is not a Python script (a native build?) and cannot be used as a library",
+                y.display()
+            )),
         }
-        return out;
+        return (out, problems);
     }
     if let Some(y) = which("yt-dlp")
         && let Some(i) = interpreter_of_script(&y)
@@ -106,7 +107,7 @@ pub fn candidates(python: Option<&Path>, ytdlp: Option<&Path>) -> Vec<Interprete
             });
         }
     }
-    out
+    (out, problems)
 }
 
 #[cfg(test)]
@@ -175,8 +176,17 @@ mod tests {
     }
 
     #[test]
+    fn a_native_build_is_reported() {
+        let d = tempdir();
+        let p = script(&d, "yt-dlp_linux", b"\x7fELF\x02\x01\x01\0\0\0");
+        let (c, problems) = candidates(None, Some(&p));
+        assert!(c.is_empty());
+        assert!(problems[0].contains("not a Python script"));
+    }
+
+    #[test]
     fn configured_interpreter_is_the_only_candidate() {
-        let c = candidates(Some(Path::new("/x/python")), None);
+        let (c, _) = candidates(Some(Path::new("/x/python")), None);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].python, PathBuf::from("/x/python"));
     }

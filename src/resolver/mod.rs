@@ -26,6 +26,11 @@
 //! tracks round-trip with real Lavalink's. Note that YouTube extraction with current yt-dlp
 //! versions may also need a JavaScript runtime (e.g. deno) and yt-dlp's `default` extras installed
 //! next to it; that is between the operator and yt-dlp.
+//!
+//! Tests: the unit tests here check our side of the contract (identifier → query, yt-dlp JSON →
+//! tracks, failure → severity) on hand-written yt-dlp output; `tests/ytdlp_resolver.rs` runs the
+//! real yt-dlp (installed by `tests/tools/install-ytdlp.sh`) against pages served on loopback;
+//! `benches/ytdlp.rs` compares a process per request with the warm helper.
 
 pub mod cache;
 pub mod error;
@@ -272,8 +277,8 @@ impl YtDlpResolver {
     /// Finds yt-dlp (configured interpreter or executable, else on `PATH`) and starts the warm
     /// helper. `None`, with one warning in the log, when no usable yt-dlp is found.
     pub async fn detect(settings: YtDlpSettings) -> Option<Arc<YtDlpResolver>> {
-        let candidates = locate::candidates(settings.python.as_deref(), settings.ytdlp.as_deref());
-        let mut failures = Vec::new();
+        let (candidates, mut failures) =
+            locate::candidates(settings.python.as_deref(), settings.ytdlp.as_deref());
         for interpreter in candidates {
             let config = HelperConfig {
                 interpreter: interpreter.clone(),
