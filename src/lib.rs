@@ -10,6 +10,7 @@ pub mod logging;
 pub mod node;
 pub mod player;
 pub mod protocol;
+pub mod resolver;
 pub mod routeplanner;
 pub mod session;
 pub mod sources;
