@@ -5,13 +5,19 @@
 //!
 //! Opus is decoded by libopus through `symphonia-adapter-libopus`, registered next to
 //! symphonia's own decoders.
+//!
+//! Some gaps of symphonia are covered here: its MP4 reader ignores edit lists, so AAC keeps the
+//! encoder's 1024 priming samples (dropped here, and accounted for in seeks); Opus packet
+//! timestamps do not account for the stream's pre-skip (the decoder cuts it from the first
+//! packet only; seeks account for it here); readers that reached the end may refuse to seek
+//! (Matroska, MP4), so such a seek re-probes the stream from its start first.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Seek, SeekFrom};
 use std::sync::LazyLock;
 
 use symphonia::core::audio::{Channels, GenericAudioBufferRef};
 use symphonia::core::codecs::CodecParameters;
-use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
+use symphonia::core::codecs::audio::well_known::{CODEC_ID_AAC, CODEC_ID_OPUS};
 use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::codecs::registry::CodecRegistry;
 use symphonia::core::errors::{Error as SymError, SeekErrorKind};
@@ -25,6 +31,14 @@ use symphonia::core::units::{Time, TimeBase};
 use super::downmix::Downmix;
 use super::pipeline::AudioError;
 use crate::sources::MediaReader;
+
+/// Priming samples AAC encoders put before the audio (one frame); symphonia does not drop them.
+const AAC_PRIMING: i64 = 1024;
+
+/// How far before a seek target decoding restarts: decoders settle (Opus asks for 80 ms of
+/// pre-roll, MP3 needs its bit reservoir) and readers that land late still land early enough.
+/// The surplus is decoded and discarded.
+const SEEK_PREROLL_MS: i64 = 100;
 
 /// Consecutive undecodable packets (or demuxer errors) after which the track is given up.
 pub(crate) const MAX_CONSECUTIVE_ERRORS: u32 = 32;
@@ -52,6 +66,7 @@ pub(crate) struct DecodedAudio<'a> {
     buf: GenericAudioBufferRef<'a>,
     downmix: &'a Downmix,
     time_base: Option<TimeBase>,
+    priming: i64,
     first: bool,
 }
 
@@ -69,7 +84,7 @@ impl DecodedAudio<'_> {
 
     /// First decoded frame of `packet` at `rate` (see [`SourceDecoder::packet_start_frame`]).
     pub(crate) fn packet_start_frame(&self, packet: &Packet, rate: u32) -> i64 {
-        packet_start_frame(self.time_base, packet, rate)
+        packet_start_frame(self.time_base, self.priming, packet, rate)
     }
 
     pub(crate) fn rate(&self) -> u32 {
@@ -100,16 +115,27 @@ impl DecodedAudio<'_> {
 
 /// The demuxer and decoder of one track.
 pub(crate) struct SourceDecoder {
-    format: Box<dyn FormatReader>,
+    /// Always present; taken only while re-probing.
+    format: Option<Box<dyn FormatReader>>,
+    hint: Hint,
     decoder: Box<dyn AudioDecoder>,
     track_id: u32,
     params: AudioCodecParameters,
     time_base: Option<TimeBase>,
+    /// Decoded frames of a packet that come before its timestamp (encoder priming the
+    /// decoder leaves in).
+    priming: i64,
+    /// Whether the decoder leaves that priming in at the start of the stream too.
+    priming_at_start: bool,
     /// The conversion for the layout last decoded.
     downmix: Option<(Channels, Downmix)>,
     consecutive_errors: u32,
     /// Successful decodes since the decoder was created (not reset).
     decodes_since_create: u64,
+    /// The target timestamp of the last successful seek.
+    last_seek_required: i64,
+    /// The reader reached the end of the media (some cannot seek from there).
+    at_end: bool,
 }
 
 impl SourceDecoder {
@@ -128,34 +154,23 @@ impl SourceDecoder {
         if let Some(mime) = mime.filter(|m| !m.is_empty()) {
             hint.mime_type(mime);
         }
-        let format = symphonia::default::get_probe()
-            .probe(
-                &hint,
-                stream,
-                FormatOptions::default(),
-                MetadataOptions::default(),
-            )
-            .map_err(|e| match e {
-                SymError::IoError(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                    AudioError::Unsupported("the media is empty or too short to probe".into())
-                }
-                SymError::IoError(e) => AudioError::Io(format!("reading the media: {e}")),
-                SymError::Unsupported(_) => {
-                    AudioError::Unsupported("unknown or unsupported media format".into())
-                }
-                other => AudioError::Decode(format!("cannot read the media container: {other}")),
-            })?;
+        let format = probe(&hint, stream)?;
         let (track_id, params, time_base) = pick_track(format.as_ref())?;
         let decoder = make_decoder(&params)?;
         Ok(SourceDecoder {
-            format,
+            format: Some(format),
+            hint,
             decoder,
             track_id,
+            priming: priming(&params).0,
+            priming_at_start: priming(&params).1,
             params,
             time_base,
             downmix: None,
             consecutive_errors: 0,
             decodes_since_create: 0,
+            last_seek_required: 0,
+            at_end: false,
         })
     }
 
@@ -178,11 +193,16 @@ impl SourceDecoder {
     /// short: a body shorter than its header claims ends where the bytes end).
     pub(crate) fn next_packet(&mut self) -> Result<Option<Packet>, AudioError> {
         loop {
-            match self.format.next_packet() {
+            let format = self.format.as_mut().ok_or_else(closed)?;
+            match format.next_packet() {
                 Ok(Some(p)) if p.track_id == self.track_id => return Ok(Some(p)),
                 Ok(Some(_)) => continue,
-                Ok(None) => return Ok(None),
+                Ok(None) => {
+                    self.at_end = true;
+                    return Ok(None);
+                }
                 Err(SymError::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => {
+                    self.at_end = true;
                     return Ok(None);
                 }
                 Err(SymError::IoError(e)) => {
@@ -190,12 +210,7 @@ impl SourceDecoder {
                 }
                 Err(SymError::ResetRequired) => {
                     // A new logical stream (chained Ogg and the like): new track, new decoder.
-                    let (track_id, params, time_base) = pick_track(self.format.as_ref())?;
-                    self.decoder = make_decoder(&params)?;
-                    self.track_id = track_id;
-                    self.params = params;
-                    self.time_base = time_base;
-                    self.decodes_since_create = 0;
+                    self.select_track()?;
                 }
                 Err(SymError::DecodeError(msg)) => {
                     self.count_error(msg)?;
@@ -245,6 +260,7 @@ impl SourceDecoder {
             buf,
             downmix,
             time_base: self.time_base,
+            priming: self.priming,
             first: self.decodes_since_create == 1,
         }))
     }
@@ -254,18 +270,32 @@ impl SourceDecoder {
         self.decoder.reset();
     }
 
+    /// Where decoding starts after opening: decoded audio before this timestamp is priming.
+    pub(crate) fn start_skip_ts(&self) -> Option<i64> {
+        (self.priming_at_start && self.priming > 0).then_some(0)
+    }
+
     /// Seeks so that the next packets start at or before `position_ms`; resets the decoder.
     pub(crate) fn seek(&mut self, position_ms: i64) -> Result<SeekOutcome, AudioError> {
-        let to = SeekTo::Time {
-            time: Time::from_millis(position_ms.max(0)),
-            track_id: Some(self.track_id),
-        };
-        let result = self.format.seek(SeekMode::Accurate, to);
+        if self.at_end {
+            // Readers that reached the end may not seek back (Matroska, MP4): start afresh.
+            self.reprobe()?;
+        }
+        let mut result = self.seek_format(position_ms);
+        if let Err(SymError::DecodeError(_) | SymError::IoError(_)) = &result {
+            // A reader in a state it cannot seek from: read the stream again from the start.
+            tracing::debug!(
+                "seek failed ({:?}); re-probing the media",
+                result.as_ref().err()
+            );
+            self.reprobe()?;
+            result = self.seek_format(position_ms);
+        }
         self.decoder.reset();
         self.consecutive_errors = 0;
         match result {
-            Ok(seeked) => Ok(SeekOutcome::At {
-                required: seeked.required_ts.get(),
+            Ok(()) => Ok(SeekOutcome::At {
+                required: self.last_seek_required,
             }),
             Err(SymError::SeekError(SeekErrorKind::OutOfRange)) => Ok(SeekOutcome::PastEnd),
             Err(SymError::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => {
@@ -279,6 +309,52 @@ impl SourceDecoder {
         }
     }
 
+    fn seek_format(&mut self, position_ms: i64) -> Result<(), SymError> {
+        let target = Time::from_millis(position_ms.max(0));
+        let target_ts = self.time_base.and_then(|tb| tb.calc_timestamp(target));
+        let preroll = if target_ts.is_some() {
+            SEEK_PREROLL_MS
+        } else {
+            0
+        };
+        let to = SeekTo::Time {
+            time: Time::from_millis((position_ms - preroll).max(0)),
+            track_id: Some(self.track_id),
+        };
+        let format = self
+            .format
+            .as_mut()
+            .ok_or(SymError::Unsupported("the media is closed"))?;
+        let seeked = format.seek(SeekMode::Accurate, to)?;
+        self.last_seek_required = target_ts.unwrap_or(seeked.required_ts).get();
+        Ok(())
+    }
+
+    /// Probes the stream again from its first byte.
+    fn reprobe(&mut self) -> Result<(), AudioError> {
+        let format = self.format.take().ok_or_else(closed)?;
+        let mut stream = format.into_inner();
+        stream
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| AudioError::Io(format!("rewinding the media: {e}")))?;
+        self.format = Some(probe(&self.hint, stream)?);
+        self.at_end = false;
+        self.select_track()
+    }
+
+    /// (Re)selects the default audio track and builds its decoder.
+    fn select_track(&mut self) -> Result<(), AudioError> {
+        let format = self.format.as_ref().ok_or_else(closed)?;
+        let (track_id, params, time_base) = pick_track(format.as_ref())?;
+        self.decoder = make_decoder(&params)?;
+        self.track_id = track_id;
+        (self.priming, self.priming_at_start) = priming(&params);
+        self.params = params;
+        self.time_base = time_base;
+        self.decodes_since_create = 0;
+        Ok(())
+    }
+
     /// A timestamp of this track as a frame index at `rate`.
     pub(crate) fn ts_to_frames(&self, ts: i64, rate: u32) -> i64 {
         ts_to_frames(self.time_base, ts, rate)
@@ -287,7 +363,7 @@ impl SourceDecoder {
     /// First decoded frame of `packet` (its timestamp plus any frames trimmed from its start),
     /// as a frame index at `rate`.
     pub(crate) fn packet_start_frame(&self, packet: &Packet, rate: u32) -> i64 {
-        packet_start_frame(self.time_base, packet, rate)
+        packet_start_frame(self.time_base, self.priming, packet, rate)
     }
 
     /// Duration of `packet` in frames at `rate` as the container states it (0 if unknown).
@@ -323,9 +399,61 @@ fn ts_to_frames(time_base: Option<TimeBase>, ts: i64, rate: u32) -> i64 {
     }
 }
 
-fn packet_start_frame(time_base: Option<TimeBase>, packet: &Packet, rate: u32) -> i64 {
+fn packet_start_frame(
+    time_base: Option<TimeBase>,
+    priming: i64,
+    packet: &Packet,
+    rate: u32,
+) -> i64 {
     ts_to_frames(time_base, packet.pts.get(), rate)
         .saturating_add(i64::try_from(packet.trim_start.get()).unwrap_or(i64::MAX))
+        .saturating_sub(priming)
+}
+
+/// Decoded frames a packet holds before its timestamp, and whether they are left in at the
+/// start of the stream too.
+fn priming(params: &AudioCodecParameters) -> (i64, bool) {
+    if params.codec == CODEC_ID_AAC {
+        (AAC_PRIMING, true)
+    } else if params.codec == CODEC_ID_OPUS {
+        // OpusHead: "OpusHead", version, channels, pre-skip (u16 LE) at byte 10. The decoder
+        // cuts it from the stream's first packet itself.
+        let pre_skip = params
+            .extra_data
+            .as_deref()
+            .filter(|h| h.len() >= 12 && h.starts_with(b"OpusHead"))
+            .map_or(0, |h| i64::from(u16::from_le_bytes([h[10], h[11]])));
+        (pre_skip, false)
+    } else {
+        (0, false)
+    }
+}
+
+fn closed() -> AudioError {
+    AudioError::Io("the media reader is gone after a failed re-probe".into())
+}
+
+fn probe(
+    hint: &Hint,
+    stream: MediaSourceStream<'static>,
+) -> Result<Box<dyn FormatReader>, AudioError> {
+    symphonia::default::get_probe()
+        .probe(
+            hint,
+            stream,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+        .map_err(|e| match e {
+            SymError::IoError(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                AudioError::Unsupported("the media is empty or too short to probe".into())
+            }
+            SymError::IoError(e) => AudioError::Io(format!("reading the media: {e}")),
+            SymError::Unsupported(_) => {
+                AudioError::Unsupported("unknown or unsupported media format".into())
+            }
+            other => AudioError::Decode(format!("cannot read the media container: {other}")),
+        })
 }
 
 fn pick_track(

@@ -56,7 +56,7 @@ impl StereoFifo {
 
     /// Appends `samples` (interleaved stereo).
     pub(crate) fn push(&mut self, samples: &[f32]) {
-        debug_assert!(samples.len() % 2 == 0);
+        debug_assert!(samples.len().is_multiple_of(2));
         self.make_room(samples.len());
         self.buf.extend_from_slice(samples);
     }
@@ -78,7 +78,7 @@ impl StereoFifo {
     /// Puts `samples` in front of the waiting ones (rare: used when a stage is bypassed and its
     /// leftovers must play first).
     pub(crate) fn prepend(&mut self, samples: &[f32]) {
-        debug_assert!(samples.len() % 2 == 0);
+        debug_assert!(samples.len().is_multiple_of(2));
         if samples.is_empty() {
             return;
         }

@@ -4,18 +4,28 @@
 //!
 //! The pipeline switches to decoding when a filter or the volume comes on (or a packet of
 //! another duration turns up) and back when they go off. The switch keeps the timeline exact:
-//! - into decoding, the Opus decoder is first primed with the last packet sent (so it has the
-//!   state a listener's decoder has), and the encoder is fed `lookahead` samples ahead and its
-//!   first frame dropped, so the first encoded frame carries exactly the next packet's audio;
+//! - into decoding, the Opus decoder is first primed with the last packets sent (so it has the
+//!   state a listener's decoder has), and the encoder is fed `lookahead` samples ahead, primed
+//!   with the audio of those packets and its first frames dropped, so the first encoded frame
+//!   carries exactly the next packet's audio and continues the listener's decoder state
+//!   smoothly (one priming frame leaves a clear transient; two do not);
 //! - back out, the encoder has just consumed the lookahead part of the last packet read, whose
 //!   audio it has not emitted yet: that packet is sent as is, and passthrough goes on after it.
 //!
 //! This module holds the state of that dance and the rules of eligibility; the pipeline moves
 //! the audio.
 
+use std::collections::VecDeque;
+
 use symphonia::core::packet::Packet;
 
 use super::resample::{FRAME_SAMPLES, OUTPUT_RATE};
+
+/// Encoder frames (and packets of audio) used to prime the switch into decoding.
+pub(crate) const PRIME_PACKETS: usize = 2;
+
+/// Packets remembered: the priming ones plus one that only warms the decoder up.
+pub(crate) const HISTORY: usize = PRIME_PACKETS + 1;
 
 /// Which path frames take right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,9 +39,9 @@ pub(crate) enum Mode {
 /// Passthrough state of a track whose source qualifies.
 pub(crate) struct Passthrough {
     pub(crate) mode: Mode,
-    /// The last packet read from the source (sent, or decoded), with whether it is one 20 ms
-    /// frame.
-    last: Option<(Packet, bool)>,
+    /// The last packets read from the source (sent, or decoded), oldest first, each with
+    /// whether it is one 20 ms frame.
+    history: VecDeque<(Packet, bool)>,
     /// In transcode mode: the decoded audio waiting for the encoder starts exactly `lookahead`
     /// samples into the last packet read (so that packet can be sent next).
     pub(crate) aligned: bool,
@@ -41,30 +51,42 @@ impl Passthrough {
     pub(crate) fn new() -> Self {
         Passthrough {
             mode: Mode::Packets,
-            last: None,
+            history: VecDeque::with_capacity(HISTORY),
             aligned: false,
         }
     }
 
     /// Remembers the packet just read.
     pub(crate) fn remember(&mut self, packet: Packet, is_frame: bool) {
-        self.last = Some((packet, is_frame));
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back((packet, is_frame));
     }
 
     /// The last packet read, if it is one 20 ms frame.
     pub(crate) fn last_frame_packet(&self) -> Option<&Packet> {
-        self.last.as_ref().filter(|(_, f)| *f).map(|(p, _)| p)
+        self.history.back().filter(|(_, f)| *f).map(|(p, _)| p)
     }
 
-    /// The last packet read, taken (for priming the decoder).
-    pub(crate) fn take_last(&mut self) -> Option<Packet> {
-        self.last.take().map(|(p, _)| p)
+    /// How many packets are remembered, if they all are 20 ms frames (else 0).
+    pub(crate) fn frame_history_len(&self) -> usize {
+        if self.history.iter().all(|(_, f)| *f) {
+            self.history.len()
+        } else {
+            0
+        }
+    }
+
+    /// Takes the oldest remembered packet.
+    pub(crate) fn pop_oldest(&mut self) -> Option<Packet> {
+        self.history.pop_front().map(|(p, _)| p)
     }
 
     /// Forgets the history (after a seek).
     pub(crate) fn reset(&mut self) {
         self.mode = Mode::Packets;
-        self.last = None;
+        self.history.clear();
         self.aligned = false;
     }
 }

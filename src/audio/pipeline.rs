@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 use super::decode::{SeekOutcome, SourceDecoder};
 use super::encode::FrameEncoder;
 use super::fifo::StereoFifo;
-use super::passthrough::{self, Mode, Passthrough};
+use super::passthrough::{self, Mode, PRIME_PACKETS, Passthrough};
 use super::resample::{FRAME_SAMPLES, OUTPUT_RATE, Resampler48k};
 use crate::config::ResamplingQuality;
 use crate::protocol::filters::Filters;
@@ -117,6 +117,55 @@ fn new_chain(_filters: &Filters) -> Chain {
 
 /// A track being played.
 pub struct TrackPipeline {
+    // Boxed: the state is large and the handle moves between threads and queues.
+    state: Box<State>,
+}
+
+impl TrackPipeline {
+    /// Probes the media, builds the decoder and seeks to `start_position_ms`. Blocking (may
+    /// read from the network): call off the async threads and off the worker pool.
+    /// `notify` is called whenever the source gets new bytes (re-schedules the player).
+    pub fn open(
+        media: OpenedMedia,
+        settings: &PipelineSettings,
+        start_position_ms: i64,
+        notify: Arc<dyn Fn() + Send + Sync>,
+    ) -> Result<TrackPipeline, AudioError> {
+        let state = State::open(media, settings, start_position_ms, notify)?;
+        Ok(TrackPipeline {
+            state: Box::new(state),
+        })
+    }
+
+    /// Whether the media can seek (files, HTTP with ranges); streams cannot.
+    pub fn is_seekable(&self) -> bool {
+        self.state.seekable
+    }
+
+    /// Seeks to `position_ms` (accurate to the sample when transcoding, to the packet when
+    /// passing through); returns the position reached. Blocking. A position past the end
+    /// ends the track at the next frame. Fails, changing nothing, on media that cannot seek.
+    pub fn seek(&mut self, position_ms: i64) -> Result<i64, AudioError> {
+        self.state.seek(position_ms)
+    }
+
+    /// Whether `next_frame` can run without blocking on the source.
+    pub fn is_ready(&self) -> bool {
+        self.state.is_ready()
+    }
+
+    /// Produces the next 20 ms frame into `out`; `Ok(None)` at the end of the track.
+    pub fn next_frame(
+        &mut self,
+        controls: &Controls,
+        out: &mut [u8; MAX_OPUS_PACKET],
+    ) -> Result<Option<ProducedFrame>, AudioError> {
+        self.state.next_frame(controls, out)
+    }
+}
+
+/// Everything a track's pipeline holds.
+struct State {
     decoder: SourceDecoder,
     readiness: ReadinessHandle,
     seekable: bool,
@@ -133,8 +182,8 @@ pub struct TrackPipeline {
     filters_version: Option<u64>,
     filters_active: bool,
     encoder: FrameEncoder,
-    /// The next encoded frame only primes the encoder and is dropped.
-    prime_pending: bool,
+    /// The next encoded frames only prime the encoder and are dropped.
+    prime_frames: usize,
     passthrough: Option<Passthrough>,
     /// After a seek: decoded audio before this timestamp (track time base) is dropped.
     skip_until_ts: Option<i64>,
@@ -148,16 +197,16 @@ pub struct TrackPipeline {
     audio_seen: bool,
 }
 
-impl TrackPipeline {
+impl State {
     /// Probes the media, builds the decoder and seeks to `start_position_ms`. Blocking (may
     /// read from the network): call off the async threads and off the worker pool.
     /// `notify` is called whenever the source gets new bytes (re-schedules the player).
-    pub fn open(
+    fn open(
         media: OpenedMedia,
         settings: &PipelineSettings,
         start_position_ms: i64,
         notify: Arc<dyn Fn() + Send + Sync>,
-    ) -> Result<TrackPipeline, AudioError> {
+    ) -> Result<State, AudioError> {
         let OpenedMedia {
             mut reader,
             extension,
@@ -180,7 +229,7 @@ impl TrackPipeline {
             }
             _ => None,
         };
-        let mut pipeline = TrackPipeline {
+        let mut pipeline = State {
             decoder,
             readiness,
             seekable,
@@ -193,7 +242,7 @@ impl TrackPipeline {
             filters_version: None,
             filters_active: false,
             encoder,
-            prime_pending: false,
+            prime_frames: 0,
             passthrough,
             skip_until_ts: None,
             position_ms: 0.0,
@@ -208,15 +257,10 @@ impl TrackPipeline {
         Ok(pipeline)
     }
 
-    /// Whether the media can seek (files, HTTP with ranges); streams cannot.
-    pub fn is_seekable(&self) -> bool {
-        self.seekable
-    }
-
     /// Seeks to `position_ms` (accurate to the sample when transcoding, to the packet when
     /// passing through); returns the position reached. Blocking. A position past the end
     /// ends the track at the next frame. Fails, changing nothing, on media that cannot seek.
-    pub fn seek(&mut self, position_ms: i64) -> Result<i64, AudioError> {
+    fn seek(&mut self, position_ms: i64) -> Result<i64, AudioError> {
         if !self.seekable {
             return Err(AudioError::Unsupported("the stream cannot seek".into()));
         }
@@ -231,7 +275,7 @@ impl TrackPipeline {
     }
 
     /// Whether `next_frame` can run without blocking on the source.
-    pub fn is_ready(&self) -> bool {
+    fn is_ready(&self) -> bool {
         if self.eof || self.pcm.frames() >= FRAME_SAMPLES {
             return true;
         }
@@ -240,7 +284,7 @@ impl TrackPipeline {
     }
 
     /// Produces the next 20 ms frame into `out`; `Ok(None)` at the end of the track.
-    pub fn next_frame(
+    fn next_frame(
         &mut self,
         controls: &Controls,
         out: &mut [u8; MAX_OPUS_PACKET],
@@ -269,7 +313,7 @@ impl TrackPipeline {
     ) -> Result<Step, AudioError> {
         let pt = self.passthrough.as_mut().expect("checked by the caller");
         if pt.mode == Mode::Transcode {
-            if !want || self.eof || self.prime_pending {
+            if !want || self.eof || self.prime_frames > 0 {
                 return Ok(Step::Transcode);
             }
             let lookahead = self.encoder.lookahead();
@@ -279,13 +323,11 @@ impl TrackPipeline {
             self.pcm.clear();
             self.filtered.clear();
             pt.mode = Mode::Packets;
-            if in_step {
-                if let Some(packet) = pt.last_frame_packet() {
-                    // The encoder has emitted everything before this packet: it goes next.
-                    let len = packet.data.len().min(MAX_OPUS_PACKET);
-                    out[..len].copy_from_slice(&packet.data[..len]);
-                    return Ok(Step::Frame(self.advance(FRAME_MS, len)));
-                }
+            if in_step && let Some(packet) = pt.last_frame_packet() {
+                // The encoder has emitted everything before this packet: it goes next.
+                let len = packet.data.len().min(MAX_OPUS_PACKET);
+                out[..len].copy_from_slice(&packet.data[..len]);
+                return Ok(Step::Frame(self.advance(FRAME_MS, len)));
             }
             // Out of step (after a tempo change or a seek): resume at the next packet.
         }
@@ -321,45 +363,64 @@ impl TrackPipeline {
         }
     }
 
-    /// Leaves passthrough: primes the decoder with the last packet sent, feeds the encoder
-    /// from `lookahead` samples into the packet after it, then decodes `pending` (the packet
-    /// that could not be passed, if any).
+    /// Leaves passthrough: primes the decoder with the last packets sent and the encoder with
+    /// their audio from `lookahead` samples in (its first frames are dropped), then decodes
+    /// `pending` (the packet that could not be passed, if any).
     fn enter_transcode(
         &mut self,
         pending: Option<symphonia::core::packet::Packet>,
     ) -> Result<(), AudioError> {
         let lookahead = self.encoder.lookahead();
+        let prefix = PRIME_PACKETS * FRAME_SAMPLES - lookahead;
         self.decoder.reset_decoder();
         self.pcm.clear();
         self.filtered.clear();
         self.encoder.reset()?;
-        self.prime_pending = true;
-        let prev = self.pt().take_last();
-        let mut primed = false;
-        if let Some(prev) = prev {
-            if let Some(audio) = self.decoder.decode(&prev)? {
-                // Pre-skip may have been cut from a first decode: pad it back to packet size.
-                let frames = audio.frames();
-                let full = passthrough::opus_packet_samples(&prev.data).unwrap_or(frames);
-                let pad = if audio.first_decode() {
-                    full.saturating_sub(frames)
-                } else {
-                    0
-                };
-                if pad + frames == FRAME_SAMPLES && audio.rate() == OUTPUT_RATE {
-                    // Keep the packet's audio from `lookahead` on.
-                    let zeros = pad.saturating_sub(lookahead).min(pad);
-                    let skip = lookahead.saturating_sub(pad).min(frames);
-                    self.pcm.push_silence(zeros);
-                    let dst = self.pcm.tail_mut(frames - skip);
-                    audio.mix_into(skip, dst);
-                    primed = true;
+        self.prime_frames = PRIME_PACKETS;
+        let history = self
+            .passthrough
+            .as_mut()
+            .expect("passthrough state")
+            .frame_history_len();
+        // The oldest packet (when there are more than the priming ones) only warms the decoder.
+        let warm_up = history.saturating_sub(PRIME_PACKETS);
+        // Missing history is silence.
+        self.pcm
+            .push_silence((PRIME_PACKETS - (history - warm_up)) * FRAME_SAMPLES);
+        let mut primed = true;
+        for i in 0..history {
+            let Some(packet) = self.passthrough.as_mut().and_then(Passthrough::pop_oldest) else {
+                break;
+            };
+            match self.decoder.decode(&packet)? {
+                Some(_) if i < warm_up => {}
+                Some(audio) if audio.rate() == OUTPUT_RATE => {
+                    // Pre-skip may have been cut from a first decode: pad back to packet size.
+                    let frames = audio.frames().min(FRAME_SAMPLES);
+                    let pad = if audio.first_decode() {
+                        FRAME_SAMPLES - frames
+                    } else {
+                        0
+                    };
+                    if pad + frames != FRAME_SAMPLES {
+                        primed = false;
+                        break;
+                    }
+                    self.pcm.push_silence(pad);
+                    audio.mix_into(audio.frames() - frames, self.pcm.tail_mut(frames));
+                }
+                _ => {
+                    primed = false;
+                    break;
                 }
             }
         }
-        if !primed {
+        if primed {
+            // Start `lookahead` samples into the primed audio.
+            self.pcm.consume(self.pcm.frames() - prefix);
+        } else {
             self.pcm.clear();
-            self.pcm.push_silence(FRAME_SAMPLES - lookahead);
+            self.pcm.push_silence(prefix);
         }
         let pt = self.pt();
         pt.mode = Mode::Transcode;
@@ -408,8 +469,8 @@ impl TrackPipeline {
                 self.encoder
                     .encode(source.head(FRAME_SAMPLES), controls.volume, &mut out[..])?;
             source.consume(FRAME_SAMPLES);
-            if self.prime_pending {
-                self.prime_pending = false;
+            if self.prime_frames > 0 {
+                self.prime_frames -= 1;
                 continue;
             }
             let ratio = if self.filters_active {
@@ -535,16 +596,16 @@ impl TrackPipeline {
         self.filtered.clear();
         self.chain.reset();
         self.encoder.reset()?;
-        // The encoder's first frame is dropped: it holds `lookahead` samples of the audio,
-        // after silence, so the next frame starts exactly at `position_ms`.
+        // The encoder's first frames are dropped: they hold silence and `lookahead` samples of
+        // the audio, so the next frame starts exactly at `position_ms`.
         self.pcm
-            .push_silence(FRAME_SAMPLES - self.encoder.lookahead());
-        self.prime_pending = true;
+            .push_silence(PRIME_PACKETS * FRAME_SAMPLES - self.encoder.lookahead());
+        self.prime_frames = PRIME_PACKETS;
         if let Some(pt) = self.passthrough.as_mut() {
             pt.reset();
             pt.aligned = true;
         }
-        self.skip_until_ts = None;
+        self.skip_until_ts = self.decoder.start_skip_ts();
         self.position_ms = position_ms as f64;
         self.eof = false;
         self.flushed = false;
