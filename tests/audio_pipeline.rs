@@ -115,6 +115,11 @@ impl Player {
         }
     }
 
+    fn set_filters(&mut self, filters: Filters) {
+        self.filters.store(Arc::new(filters));
+        self.filters_version += 1;
+    }
+
     fn next(&self, p: &mut TrackPipeline) -> Result<Option<(Vec<u8>, ProducedFrame)>, AudioError> {
         let controls = Controls {
             volume: self.volume,
@@ -397,6 +402,190 @@ fn player_volume_follows_lavalinks_curve() {
     player.volume = 0;
     let silent = decode(&packets(&player.run(&mut p, 2000).unwrap()));
     assert!(rms_db(&silent) < -80.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Filters.
+
+fn timescale(speed: f64, pitch: f64, rate: f64) -> Filters {
+    Filters {
+        timescale: Some(acoustic::protocol::filters::Timescale { speed, pitch, rate }),
+        ..Filters::default()
+    }
+}
+
+/// All ten filters active at once.
+fn all_filters() -> Filters {
+    use acoustic::protocol::filters as f;
+    Filters {
+        volume: Some(0.9),
+        equalizer: Some(vec![
+            f::Band { band: 0, gain: 0.2 },
+            f::Band {
+                band: 7,
+                gain: -0.1,
+            },
+            f::Band {
+                band: 12,
+                gain: 0.1,
+            },
+        ]),
+        karaoke: Some(f::Karaoke::default()),
+        timescale: Some(f::Timescale {
+            speed: 1.1,
+            pitch: 1.05,
+            rate: 1.0,
+        }),
+        tremolo: Some(f::Tremolo::default()),
+        vibrato: Some(f::Vibrato::default()),
+        rotation: Some(f::Rotation { rotation_hz: 0.2 }),
+        distortion: Some(f::Distortion {
+            scale: 0.9,
+            ..f::Distortion::default()
+        }),
+        channel_mix: Some(f::ChannelMix {
+            left_to_right: 0.2,
+            right_to_left: 0.2,
+            ..f::ChannelMix::default()
+        }),
+        low_pass: Some(f::LowPass { smoothing: 3.0 }),
+        ..Filters::default()
+    }
+}
+
+#[test]
+fn all_ten_filters_at_once_keep_the_audio_finite_and_moving() {
+    let mut p = open("s.mp3", 0);
+    let mut player = Player::new();
+    player.set_filters(all_filters());
+    let frames = player.run(&mut p, 2000).unwrap();
+    // Speed 1.1: 5 s of source in about 4.5 s.
+    assert!(
+        (220..=235).contains(&frames.len()),
+        "{} frames",
+        frames.len()
+    );
+    assert_eq!(frames[0].1.end_position_ms, 22);
+    let pcm = decode(&packets(&frames));
+    assert!(pcm.iter().all(|v| v.is_finite()));
+    assert!(rms_db(&pcm[48_000..96_000]) > -30.0);
+}
+
+#[test]
+fn timescale_speed_plays_faster_at_the_same_pitch_and_moves_the_position() {
+    let mut p = open("s.flac", 0);
+    let mut player = Player::new();
+    player.set_filters(timescale(2.0, 1.0, 1.0));
+    let frames = player.run(&mut p, 2000).unwrap();
+    // Five seconds at double speed: 2.5 s of frames, each 40 ms of the source.
+    assert!(
+        (120..=130).contains(&frames.len()),
+        "{} frames",
+        frames.len()
+    );
+    assert_eq!(frames[0].1.end_position_ms, 40);
+    assert_eq!(frames[10].1.end_position_ms, 440);
+    let pcm = channel(&decode(&packets(&frames)), 0);
+    // Output second 1 holds source seconds 2 and 3: 400 Hz, then 500 Hz.
+    let half = 24_000;
+    for (k, want) in [(2usize, 400.0), (3, 500.0)] {
+        let got = tone_hz(&pcm[k * half + half / 5..k * half + half * 4 / 5]);
+        assert!(
+            (got - want).abs() < want * 0.01,
+            "source second {k}: {got:.1} Hz"
+        );
+    }
+}
+
+#[test]
+fn timescale_pitch_changes_pitch_not_length() {
+    let mut p = open("s.wav", 0);
+    let mut player = Player::new();
+    player.set_filters(timescale(1.0, 1.5, 1.0));
+    let frames = player.run(&mut p, 2000).unwrap();
+    assert!(
+        (245..=256).contains(&frames.len()),
+        "{} frames",
+        frames.len()
+    );
+    let pitches = pitch_per_second(&channel(&decode(&packets(&frames)), 0));
+    for (k, got) in pitches.iter().enumerate().skip(1) {
+        let want = 1.5 * (200.0 + 100.0 * k as f64);
+        assert!(
+            (got - want).abs() < want * 0.01,
+            "second {k}: {got:.1} Hz, want {want}"
+        );
+    }
+}
+
+#[test]
+fn the_volume_filter_scales_like_lavalink() {
+    let reference = {
+        let mut p = open("s.flac", 0);
+        decode(&packets(&Player::new().run(&mut p, 2000).unwrap()))
+    };
+    let mut p = open("s.flac", 0);
+    let mut player = Player::new();
+    player.set_filters(Filters {
+        volume: Some(0.5),
+        ..Filters::default()
+    });
+    let pcm = decode(&packets(&player.run(&mut p, 2000).unwrap()));
+    let diff = rms_db(&pcm[48_000..192_000]) - rms_db(&reference[48_000..192_000]);
+    // tan(0.79 · 0.5) = 0.4169: −7.6 dB.
+    assert!((diff + 7.6).abs() < 0.5, "{diff:.2} dB");
+}
+
+#[test]
+fn filters_switch_opus_passthrough_off_and_back_on() {
+    let source = source_packets(&media("s.opus"));
+    let mut p = open("s.opus", 0);
+    let mut player = Player::new();
+    let mut out = Vec::new();
+    for i in 0..150 {
+        if i == 50 {
+            player.set_filters(Filters {
+                volume: Some(0.9),
+                ..Filters::default()
+            });
+        }
+        if i == 100 {
+            player.set_filters(Filters::default());
+        }
+        out.push(player.next(&mut p).unwrap().unwrap());
+    }
+    for (i, (pkt, f)) in out.iter().enumerate() {
+        assert_eq!(f.end_position_ms, 20 * (i as i64 + 1));
+        assert_eq!(pkt == &source[i], !(50..100).contains(&i), "frame {i}");
+    }
+    let pcm = channel(&decode(&packets(&out)), 0);
+    let reference = channel(&decode(&source[..150]), 0);
+    for w in (40 * 960..150 * 960).step_by(120) {
+        let (a, r) = (&pcm[w..w + 120], &reference[w..w + 120]);
+        assert!(
+            rms_db(a) > rms_db(r) - 3.0,
+            "dip at {:.4} s",
+            w as f64 / RATE
+        );
+    }
+}
+
+#[test]
+fn seeking_with_filters_on_stays_accurate() {
+    let mut p = open("s.mp3", 0);
+    let mut player = Player::new();
+    player.set_filters(Filters {
+        volume: Some(0.8),
+        ..Filters::default()
+    });
+    for _ in 0..20 {
+        player.next(&mut p).unwrap().unwrap();
+    }
+    p.seek(2500).unwrap();
+    let frames = player.run(&mut p, 2000).unwrap();
+    assert_eq!(frames[0].1.end_position_ms, 2520);
+    let t = switch_time(&channel(&decode(&packets(&frames)), 0), 400.0, 500.0);
+    assert!((t - 0.5).abs() <= 0.02, "400→500 Hz at {t:.3} s");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -688,20 +877,26 @@ fn symphonia_allocations(path: &Path) -> u64 {
 
 #[test]
 fn steady_state_frames_allocate_nothing_beyond_symphonias_own() {
-    for (name, volume) in [
-        ("s.wav", 100),
-        ("s.mp3", 100),
-        ("s.flac", 30),
-        ("s.ogg", 100),
-        ("s_aac_moovfirst.m4a", 100),
-        ("s.opus", 100),
-        ("s.opus", 80),
-        ("s.webm", 80),
-        ("s_51.flac", 100),
-        ("s_22k.wav", 100),
+    for (name, volume, filtered) in [
+        ("s.wav", 100, false),
+        ("s.mp3", 100, false),
+        ("s.mp3", 100, true),
+        ("s.flac", 30, false),
+        ("s.ogg", 100, false),
+        ("s_aac_moovfirst.m4a", 100, false),
+        ("s.opus", 100, false),
+        ("s.opus", 80, false),
+        ("s.webm", 80, false),
+        ("s.opus", 100, true),
+        ("s_51.flac", 100, false),
+        ("s_22k.wav", 100, false),
     ] {
         let mut p = open(name, 0);
-        let filters = ArcSwap::from_pointee(Filters::default());
+        let filters = ArcSwap::from_pointee(if filtered {
+            all_filters()
+        } else {
+            Filters::default()
+        });
         let controls = Controls {
             volume,
             filters_version: 0,
@@ -717,7 +912,11 @@ fn steady_state_frames_allocate_nothing_beyond_symphonias_own() {
             p.next_frame(&controls, &mut out).unwrap().unwrap();
         }
         let ours = counting::count() - before;
-        let theirs = symphonia_allocations(&media(name));
+        let mut theirs = symphonia_allocations(&media(name));
+        if filtered {
+            // 100 frames at speed 1.1 take 2.2 s of source.
+            theirs += theirs / 10;
+        }
         // The same two seconds: symphonia's per-packet buffers (± a packet at either end).
         assert!(
             ours <= theirs + 6,

@@ -1,5 +1,6 @@
-//! The last step of the transcode path: float → 16-bit, player volume on the 16-bit samples,
-//! and Opus encoding of one 20 ms stereo frame (libopus, application "audio").
+//! The last step of the transcode path: float → 16-bit, player volume on the 16-bit samples
+//! (Lavalink's curve, [`super::volume`]), and Opus encoding of one 20 ms stereo frame
+//! (libopus, application "audio").
 //!
 //! The encoder looks `lookahead()` samples ahead: the audio of encoded frame `k` is the input
 //! shifted back by that much. The pipeline feeds it that far ahead and throws away the first
@@ -7,6 +8,7 @@
 
 use super::pipeline::AudioError;
 use super::resample::{FRAME_SAMPLES, OUTPUT_RATE};
+use super::volume::PlayerVolume;
 
 /// Largest packet libopus makes for one 20 ms frame.
 pub(crate) const MAX_FRAME_PACKET: usize = 1275;
@@ -16,6 +18,8 @@ pub(crate) struct FrameEncoder {
     encoder: opus::Encoder,
     pcm: Box<[i16; FRAME_SAMPLES * 2]>,
     lookahead: usize,
+    /// The player volume last used (its multiplier is computed once per change).
+    volume: PlayerVolume,
 }
 
 impl FrameEncoder {
@@ -36,6 +40,7 @@ impl FrameEncoder {
             encoder,
             pcm: Box::new([0; FRAME_SAMPLES * 2]),
             lookahead,
+            volume: PlayerVolume::default(),
         })
     }
 
@@ -62,9 +67,10 @@ impl FrameEncoder {
     ) -> Result<usize, AudioError> {
         debug_assert_eq!(frame.len(), FRAME_SAMPLES * 2);
         to_i16(frame, &mut self.pcm[..]);
-        if volume != 100 {
-            apply_player_volume(&mut self.pcm[..], volume);
+        if i32::from(self.volume.level()) != volume {
+            self.volume = PlayerVolume::new(i64::from(volume));
         }
+        self.volume.apply(&mut self.pcm[..]);
         let max = out.len().min(MAX_FRAME_PACKET);
         self.encoder
             .encode(&self.pcm[..], &mut out[..max])
@@ -76,34 +82,6 @@ impl FrameEncoder {
 pub(crate) fn to_i16(input: &[f32], out: &mut [i16]) {
     for (o, &s) in out.iter_mut().zip(input) {
         *o = (s * 32768.0).clamp(-32768.0, 32767.0) as i16;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// SEAM(volume): Lavalink's player-volume curve. `src/audio/volume.rs` (branch `filters`)
-// provides the shared implementation; until it is merged, this local copy of the same formula
-// stands in. Replace `apply_player_volume` with a call to it when it lands.
-// ---------------------------------------------------------------------------------------------
-
-/// Player volume on 16-bit samples, Lavalink's curve: multiplier `m / 10000` with
-/// `m = trunc(tan(v · 0.0079) · 10000)` up to 150 and `m = 24621 · v / 150` above; 0 is
-/// silence, 100 is exact (no change); results clip to the 16-bit range.
-pub(crate) fn apply_player_volume(samples: &mut [i16], volume: i32) {
-    let volume = volume.clamp(0, 1000);
-    if volume == 100 {
-        return;
-    }
-    if volume == 0 {
-        samples.fill(0);
-        return;
-    }
-    let m: i32 = if volume <= 150 {
-        ((volume as f64 * 0.0079).tan() * 10000.0) as i32
-    } else {
-        24621 * volume / 150
-    };
-    for s in samples {
-        *s = (i32::from(*s) * m / 10000).clamp(i16::MIN as i32, i16::MAX as i32) as i16;
     }
 }
 
@@ -119,20 +97,29 @@ mod tests {
     }
 
     #[test]
-    fn volume_curve_matches_lavalink() {
-        let mut s = [10000i16, -10000];
-        apply_player_volume(&mut s, 100);
-        assert_eq!(s, [10000, -10000]);
-        apply_player_volume(&mut s, 50);
-        // tan(50 · 0.0079) = 0.41691… → m = 4169 (−7.6 dB)
-        assert_eq!(s, [4169, -4169]);
-        // Above 150: m = 24621 · v / 150 (300 → 49242, ×4.9242), clipped to 16 bits.
-        let mut s = [1000i16, 10000];
-        apply_player_volume(&mut s, 300);
-        assert_eq!(s, [4924, 32767]);
-        let mut s = [10000i16];
-        apply_player_volume(&mut s, 0);
-        assert_eq!(s, [0]);
+    fn player_volume_scales_what_is_encoded() {
+        let frame: Vec<f32> = (0..1920)
+            .map(|i| ((i / 2) as f32 * 2.0 * std::f32::consts::PI * 1000.0 / 48_000.0).sin() * 0.5)
+            .collect();
+        let level = |volume: i32| {
+            let mut e = FrameEncoder::new(10).unwrap();
+            let mut d = opus::Decoder::new(48_000, opus::Channels::Stereo).unwrap();
+            let mut out = [0u8; 4000];
+            let mut pcm = vec![0f32; 1920];
+            let mut energy = 0.0f64;
+            for i in 0..10 {
+                let n = e.encode(&frame, volume, &mut out).unwrap();
+                d.decode_float(&out[..n], &mut pcm, false).unwrap();
+                if i >= 5 {
+                    energy += pcm.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>();
+                }
+            }
+            10.0 * energy.log10()
+        };
+        let unity = level(100);
+        // Lavalink's curve: 50 → ×0.4169 (−7.6 dB), 0 → silence.
+        assert!((level(50) - unity + 7.6).abs() < 0.3);
+        assert!(level(0) < unity - 60.0);
     }
 
     #[test]

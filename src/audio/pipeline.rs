@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use super::decode::{SeekOutcome, SourceDecoder};
 use super::encode::FrameEncoder;
 use super::fifo::StereoFifo;
+use super::filters::FilterChain;
 use super::passthrough::{self, Mode, PRIME_PACKETS, Passthrough};
 use super::resample::{FRAME_SAMPLES, OUTPUT_RATE, Resampler48k};
 use crate::config::ResamplingQuality;
@@ -67,53 +68,6 @@ pub enum AudioError {
     #[error("{0}")]
     Io(String),
 }
-
-// ---------------------------------------------------------------------------------------------
-// SEAM(filters): the filter chain of `src/audio/filters/` (branch `filters`) plugs in here.
-// Until it is merged, `NoFilters` stands in: never active, so every frame takes the plain path.
-// When it lands: implement `FilterStage` for `FilterChain` (its methods have these names) and
-// point `Chain` / `new_chain` at it.
-// ---------------------------------------------------------------------------------------------
-
-/// What the pipeline needs of a filter chain (48 kHz interleaved stereo in and out).
-trait FilterStage: Send {
-    /// Takes a new configuration.
-    fn update(&mut self, filters: &Filters);
-    /// Whether any filter changes the sound (if not, the chain is skipped entirely).
-    fn is_active(&self) -> bool;
-    /// Filters `input`, writing the result into `output` (which may get more or fewer samples
-    /// than `input` when the tempo changes).
-    fn process(&mut self, input: &[f32], output: &mut Vec<f32>);
-    /// Source time consumed per unit of output time (timescale speed × rate; 1 otherwise).
-    fn time_ratio(&self) -> f64;
-    /// Forgets signal history (after a seek).
-    fn reset(&mut self);
-}
-
-/// Stand-in until the real chain lands.
-struct NoFilters;
-
-impl FilterStage for NoFilters {
-    fn update(&mut self, _filters: &Filters) {}
-    fn is_active(&self) -> bool {
-        false
-    }
-    fn process(&mut self, input: &[f32], output: &mut Vec<f32>) {
-        output.extend_from_slice(input);
-    }
-    fn time_ratio(&self) -> f64 {
-        1.0
-    }
-    fn reset(&mut self) {}
-}
-
-type Chain = NoFilters;
-
-fn new_chain(_filters: &Filters) -> Chain {
-    NoFilters
-}
-
-// ---------------------------------------------------------------------------------------------
 
 /// A track being played.
 pub struct TrackPipeline {
@@ -178,7 +132,7 @@ struct State {
     filtered: StereoFifo,
     /// Scratch output of one filter call.
     filter_out: Vec<f32>,
-    chain: Chain,
+    chain: FilterChain,
     filters_version: Option<u64>,
     filters_active: bool,
     encoder: FrameEncoder,
@@ -238,7 +192,7 @@ impl State {
             pcm: StereoFifo::with_capacity(16 * 1024),
             filtered: StereoFifo::with_capacity(4 * 1024),
             filter_out: Vec::with_capacity(8 * 1024),
-            chain: new_chain(&Filters::default()),
+            chain: FilterChain::new(&Filters::default()),
             filters_version: None,
             filters_active: false,
             encoder,
