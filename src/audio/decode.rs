@@ -10,10 +10,16 @@
 //! encoder's 1024 priming samples (dropped here, and accounted for in seeks); Opus packet
 //! timestamps do not account for the stream's pre-skip (the decoder cuts it from the first
 //! packet only; seeks account for it here); readers that reached the end may refuse to seek
-//! (Matroska, MP4), so such a seek re-probes the stream from its start first.
+//! (Matroska, MP4), so such a seek re-probes the stream from its start first; and an MP4 whose
+//! `mdat` runs past the end of the bytes (a cut-off file) cannot be read as a seekable file at
+//! all, but can as a stream, so a reader that fails before its first packet gets a second
+//! probe that reads the media front to back.
 
-use std::io::{ErrorKind, Seek, SeekFrom};
-use std::sync::LazyLock;
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use parking_lot::Mutex;
 
 use symphonia::core::audio::{Channels, GenericAudioBufferRef};
 use symphonia::core::codecs::CodecParameters;
@@ -50,6 +56,59 @@ static CODECS: LazyLock<CodecRegistry> = LazyLock::new(|| {
     registry.register_audio_decoder::<symphonia_adapter_libopus::OpusDecoder>();
     registry
 });
+
+/// The media reader, shared so that it outlives a reader symphonia gave up on and can be
+/// probed again, with a switch that hides its seekability (for a front-to-back probe).
+#[derive(Clone)]
+struct SharedMedia {
+    reader: Arc<Mutex<Box<dyn MediaReader>>>,
+    seekable: Arc<AtomicBool>,
+}
+
+impl SharedMedia {
+    /// A fresh stream over the media from its first byte.
+    fn stream(&self, seekable: bool) -> Result<MediaSourceStream<'static>, AudioError> {
+        let mut reader = self.reader.lock();
+        if reader.stream_position().ok() != Some(0) {
+            reader
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| AudioError::Io(format!("rewinding the media: {e}")))?;
+        }
+        drop(reader);
+        self.seekable.store(seekable, Ordering::Relaxed);
+        Ok(MediaSourceStream::new(
+            Box::new(self.clone()),
+            MediaSourceStreamOptions::default(),
+        ))
+    }
+}
+
+impl Read for SharedMedia {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.lock().read(buf)
+    }
+}
+
+impl Seek for SharedMedia {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.reader.lock().seek(pos)
+    }
+}
+
+impl MediaSource for SharedMedia {
+    fn is_seekable(&self) -> bool {
+        self.seekable.load(Ordering::Relaxed) && self.reader.lock().is_seekable()
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        // A stream with a known end is still searched for trailing data; hide that too.
+        if self.seekable.load(Ordering::Relaxed) {
+            self.reader.lock().byte_len()
+        } else {
+            None
+        }
+    }
+}
 
 /// Where a seek landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +176,9 @@ impl DecodedAudio<'_> {
 pub(crate) struct SourceDecoder {
     /// Always present; taken only while re-probing.
     format: Option<Box<dyn FormatReader>>,
+    media: SharedMedia,
+    /// Packets of the track read since the last probe.
+    packets_read: u64,
     hint: Hint,
     decoder: Box<dyn AudioDecoder>,
     track_id: u32,
@@ -145,8 +207,10 @@ impl SourceDecoder {
         extension: Option<&str>,
         mime: Option<&str>,
     ) -> Result<SourceDecoder, AudioError> {
-        let source: Box<dyn MediaSource> = reader;
-        let stream = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
+        let media = SharedMedia {
+            reader: Arc::new(Mutex::new(reader)),
+            seekable: Arc::new(AtomicBool::new(true)),
+        };
         let mut hint = Hint::new();
         if let Some(ext) = extension.filter(|e| !e.is_empty()) {
             hint.with_extension(ext);
@@ -154,11 +218,21 @@ impl SourceDecoder {
         if let Some(mime) = mime.filter(|m| !m.is_empty()) {
             hint.mime_type(mime);
         }
-        let format = probe(&hint, stream)?;
+        let format = match probe(&hint, media.stream(true)?) {
+            Ok(format) => format,
+            Err(first) => {
+                // Readers that look for an index or a segment end past the end of a cut-off
+                // file fail on it as a seekable file; as a stream they read what there is.
+                tracing::debug!("probe failed ({first}); probing the media as a stream");
+                probe(&hint, media.stream(false)?).map_err(|_| probe_error(first))?
+            }
+        };
         let (track_id, params, time_base) = pick_track(format.as_ref())?;
         let decoder = make_decoder(&params)?;
         Ok(SourceDecoder {
             format: Some(format),
+            media,
+            packets_read: 0,
             hint,
             decoder,
             track_id,
@@ -195,7 +269,10 @@ impl SourceDecoder {
         loop {
             let format = self.format.as_mut().ok_or_else(closed)?;
             match format.next_packet() {
-                Ok(Some(p)) if p.track_id == self.track_id => return Ok(Some(p)),
+                Ok(Some(p)) if p.track_id == self.track_id => {
+                    self.packets_read += 1;
+                    return Ok(Some(p));
+                }
                 Ok(Some(_)) => continue,
                 Ok(None) => {
                     self.at_end = true;
@@ -213,6 +290,12 @@ impl SourceDecoder {
                     self.select_track()?;
                 }
                 Err(SymError::DecodeError(msg)) => {
+                    if self.packets_read == 0 && self.media.seekable.load(Ordering::Relaxed) {
+                        // A reader that cannot even start: try the media as a stream.
+                        tracing::debug!("no first packet ({msg}); reading the media as a stream");
+                        self.reprobe(false)?;
+                        continue;
+                    }
                     self.count_error(msg)?;
                 }
                 Err(e) => return Err(AudioError::Decode(format!("reading the media: {e}"))),
@@ -279,7 +362,7 @@ impl SourceDecoder {
     pub(crate) fn seek(&mut self, position_ms: i64) -> Result<SeekOutcome, AudioError> {
         if self.at_end {
             // Readers that reached the end may not seek back (Matroska, MP4): start afresh.
-            self.reprobe()?;
+            self.reprobe(true)?;
         }
         let mut result = self.seek_format(position_ms);
         if let Err(SymError::DecodeError(_) | SymError::IoError(_)) = &result {
@@ -288,7 +371,7 @@ impl SourceDecoder {
                 "seek failed ({:?}); re-probing the media",
                 result.as_ref().err()
             );
-            self.reprobe()?;
+            self.reprobe(true)?;
             result = self.seek_format(position_ms);
         }
         self.decoder.reset();
@@ -330,15 +413,13 @@ impl SourceDecoder {
         Ok(())
     }
 
-    /// Probes the stream again from its first byte.
-    fn reprobe(&mut self) -> Result<(), AudioError> {
-        let format = self.format.take().ok_or_else(closed)?;
-        let mut stream = format.into_inner();
-        stream
-            .seek(SeekFrom::Start(0))
-            .map_err(|e| AudioError::Io(format!("rewinding the media: {e}")))?;
-        self.format = Some(probe(&self.hint, stream)?);
+    /// Probes the stream again from its first byte, telling symphonia whether it may seek.
+    fn reprobe(&mut self, seekable: bool) -> Result<(), AudioError> {
+        self.format = None;
+        let stream = self.media.stream(seekable)?;
+        self.format = Some(probe(&self.hint, stream).map_err(probe_error)?);
         self.at_end = false;
+        self.packets_read = 0;
         self.select_track()
     }
 
@@ -430,30 +511,32 @@ fn priming(params: &AudioCodecParameters) -> (i64, bool) {
 }
 
 fn closed() -> AudioError {
-    AudioError::Io("the media reader is gone after a failed re-probe".into())
+    AudioError::Io("the media could not be probed again".into())
 }
 
 fn probe(
     hint: &Hint,
     stream: MediaSourceStream<'static>,
-) -> Result<Box<dyn FormatReader>, AudioError> {
-    symphonia::default::get_probe()
-        .probe(
-            hint,
-            stream,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
-        .map_err(|e| match e {
-            SymError::IoError(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                AudioError::Unsupported("the media is empty or too short to probe".into())
-            }
-            SymError::IoError(e) => AudioError::Io(format!("reading the media: {e}")),
-            SymError::Unsupported(_) => {
-                AudioError::Unsupported("unknown or unsupported media format".into())
-            }
-            other => AudioError::Decode(format!("cannot read the media container: {other}")),
-        })
+) -> Result<Box<dyn FormatReader>, SymError> {
+    symphonia::default::get_probe().probe(
+        hint,
+        stream,
+        FormatOptions::default(),
+        MetadataOptions::default(),
+    )
+}
+
+fn probe_error(e: SymError) -> AudioError {
+    match e {
+        SymError::IoError(e) if e.kind() == ErrorKind::UnexpectedEof => {
+            AudioError::Unsupported("the media is empty or too short to probe".into())
+        }
+        SymError::IoError(e) => AudioError::Io(format!("reading the media: {e}")),
+        SymError::Unsupported(_) => {
+            AudioError::Unsupported("unknown or unsupported media format".into())
+        }
+        other => AudioError::Decode(format!("cannot read the media container: {other}")),
+    }
 }
 
 fn pick_track(
