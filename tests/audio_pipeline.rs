@@ -780,10 +780,7 @@ fn symphonia_allocations(path: &Path) -> u64 {
         .unwrap();
     let tb = track.time_base.unwrap();
     let mut before = None;
-    loop {
-        let Ok(Some(p)) = format.next_packet() else {
-            break;
-        };
+    while let Ok(Some(p)) = format.next_packet() {
         let t = tb.calc_time(p.pts).unwrap().as_secs_f64();
         if t >= 1.0 && before.is_none() {
             before = Some(counting::count());

@@ -70,8 +70,7 @@ impl Downmix {
         };
         let silent = gains.iter().all(|&(l, r)| l == 0.0 && r == 0.0);
         if !positioned || silent {
-            // No usable positions: even channels to the left, odd ones to the right (all of
-            // them to both sides for an odd count's last channel would bias; keep it simple).
+            // No usable positions: even channels to the left, odd ones to the right.
             gains = (0..labels.len())
                 .map(|i| if i % 2 == 0 { (1.0, 0.0) } else { (0.0, 1.0) })
                 .collect();

@@ -152,9 +152,7 @@ struct State {
 }
 
 impl State {
-    /// Probes the media, builds the decoder and seeks to `start_position_ms`. Blocking (may
-    /// read from the network): call off the async threads and off the worker pool.
-    /// `notify` is called whenever the source gets new bytes (re-schedules the player).
+    /// See [`TrackPipeline::open`].
     fn open(
         media: OpenedMedia,
         settings: &PipelineSettings,
@@ -211,9 +209,7 @@ impl State {
         Ok(pipeline)
     }
 
-    /// Seeks to `position_ms` (accurate to the sample when transcoding, to the packet when
-    /// passing through); returns the position reached. Blocking. A position past the end
-    /// ends the track at the next frame. Fails, changing nothing, on media that cannot seek.
+    /// See [`TrackPipeline::seek`].
     fn seek(&mut self, position_ms: i64) -> Result<i64, AudioError> {
         if !self.seekable {
             return Err(AudioError::Unsupported("the stream cannot seek".into()));
@@ -228,7 +224,8 @@ impl State {
         Ok(position_ms)
     }
 
-    /// Whether `next_frame` can run without blocking on the source.
+    /// See [`TrackPipeline::is_ready`]: a frame's worth of audio is decoded already, or the
+    /// reader holds enough bytes (or all of them).
     fn is_ready(&self) -> bool {
         if self.eof || self.pcm.frames() >= FRAME_SAMPLES {
             return true;
@@ -237,7 +234,7 @@ impl State {
         r.finished || r.buffered >= READY_BYTES
     }
 
-    /// Produces the next 20 ms frame into `out`; `Ok(None)` at the end of the track.
+    /// See [`TrackPipeline::next_frame`].
     fn next_frame(
         &mut self,
         controls: &Controls,
