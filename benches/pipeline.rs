@@ -1,0 +1,294 @@
+//! Cost of one track's pipeline per 20 ms stereo frame, against the libopus floor:
+//!
+//! - `encode_floor`: libopus alone encoding the same audio (48 kHz staircase, complexity 10,
+//!   application "audio", the pipeline's encoder settings): the cost every transcoded stream
+//!   pays at least;
+//! - `transcode_mp3_44k`: the whole path for an MP3 at 44.1 kHz: demux, decode, resample to
+//!   48 kHz, volume, Opus encode;
+//! - `transcode_mp3_44k_all_filters`: the same with all ten filters on;
+//! - `passthrough_opus`: an Ogg Opus source sent as its own packets.
+//!
+//! `cargo bench --bench pipeline`. After criterion's report it prints each path's mean time per
+//! frame over everything it measured and the ratios to the targets (transcode ≤ 1.25 × floor,
+//! all filters ≤ 1.6 × floor, passthrough ≤ 0.05 × transcode).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use acoustic::audio::pipeline::{Controls, PipelineSettings, TrackPipeline};
+use acoustic::config::ResamplingQuality;
+use acoustic::protocol::filters::Filters;
+use acoustic::sources::{MediaReader, OpenedMedia, Readiness, ReadinessHandle};
+use acoustic::voice::MAX_OPUS_PACKET;
+use arc_swap::ArcSwap;
+use criterion::Criterion;
+
+/// Lavalink's defaults: `opusEncodingQuality` 10, `resamplingQuality` LOW.
+const SETTINGS: PipelineSettings = PipelineSettings {
+    opus_complexity: 10,
+    resampling: ResamplingQuality::Low,
+};
+
+/// The same set as the filters bench: every filter active.
+const ALL_TEN: &str = r#"{
+    "volume": 0.8,
+    "equalizer": [{"band": 0, "gain": 0.2}, {"band": 3, "gain": 0.1}, {"band": 8, "gain": -0.1},
+                  {"band": 11, "gain": 0.15}, {"band": 14, "gain": 0.3}],
+    "karaoke": {"level": 0.7},
+    "timescale": {"speed": 1.1, "pitch": 1.05, "rate": 1.02},
+    "tremolo": {"frequency": 3, "depth": 0.3},
+    "vibrato": {"frequency": 4, "depth": 0.3},
+    "rotation": {"rotationHz": 0.2},
+    "distortion": {"scale": 0.9},
+    "channelMix": {"leftToRight": 0.2, "rightToLeft": 0.2},
+    "lowPass": {"smoothing": 2}
+}"#;
+
+/// Media held in memory, so the bench measures audio work, not the disk.
+struct MemoryReader(Cursor<Arc<[u8]>>);
+
+impl Read for MemoryReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Seek for MemoryReader {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.0.seek(pos)
+    }
+}
+
+impl symphonia::core::io::MediaSource for MemoryReader {
+    fn is_seekable(&self) -> bool {
+        true
+    }
+    fn byte_len(&self) -> Option<u64> {
+        Some(self.0.get_ref().len() as u64)
+    }
+}
+
+impl MediaReader for MemoryReader {
+    fn readiness(&self) -> Readiness {
+        Readiness {
+            buffered: self.0.get_ref().len(),
+            finished: true,
+        }
+    }
+    fn readiness_handle(&self) -> ReadinessHandle {
+        let len = self.0.get_ref().len();
+        Arc::new(move || Readiness {
+            buffered: len,
+            finished: true,
+        })
+    }
+    fn set_notify(&mut self, _notify: Arc<dyn Fn() + Send + Sync>) {}
+}
+
+fn open(bytes: &Arc<[u8]>, extension: &str) -> TrackPipeline {
+    let media = OpenedMedia {
+        reader: Box::new(MemoryReader(Cursor::new(bytes.clone()))),
+        extension: Some(extension.into()),
+        mime: None,
+        seekable: true,
+    };
+    TrackPipeline::open(media, &SETTINGS, 0, Arc::new(|| {})).expect("bench media opens")
+}
+
+/// Mean time per frame of each path over everything measured: (total time, frames).
+static TOTALS: Mutex<BTreeMap<&'static str, (Duration, u64)>> = Mutex::new(BTreeMap::new());
+
+fn record(name: &'static str, time: Duration, frames: u64) {
+    let mut totals = TOTALS.lock().unwrap();
+    let t = totals.entry(name).or_default();
+    t.0 += time;
+    t.1 += frames;
+}
+
+/// Times `frames` frames of a track from `bytes`, re-opening it (untimed) when it ends.
+fn run_track(
+    name: &'static str,
+    bytes: &Arc<[u8]>,
+    extension: &str,
+    filters: &ArcSwap<Filters>,
+    track: &mut Option<TrackPipeline>,
+    frames: u64,
+) -> Duration {
+    let controls = Controls {
+        volume: 100,
+        filters_version: 1,
+        filters,
+        end_time_ms: i64::MAX,
+    };
+    let mut out = [0u8; MAX_OPUS_PACKET];
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < frames {
+        let pipeline = track.get_or_insert_with(|| open(bytes, extension));
+        let start = Instant::now();
+        let mut ended = false;
+        while done < frames {
+            match pipeline
+                .next_frame(&controls, &mut out)
+                .expect("bench media decodes")
+            {
+                Some(frame) => {
+                    black_box(&out[..frame.len]);
+                    done += 1;
+                }
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        total += start.elapsed();
+        if ended {
+            *track = None;
+        }
+    }
+    record(name, total, frames);
+    total
+}
+
+fn benches(c: &mut Criterion) {
+    let mp3: Arc<[u8]> = std::fs::read(common::media("staircase/staircase.mp3"))
+        .unwrap()
+        .into();
+    let opus: Arc<[u8]> = std::fs::read(common::media("staircase/staircase.opus"))
+        .unwrap()
+        .into();
+    let wav = common::audio::read_wav(&common::media("staircase/staircase-48k.wav")).unwrap();
+    assert_eq!((wav.rate, wav.channels), (48_000, 2));
+    let pcm: Vec<i16> = wav
+        .samples
+        .iter()
+        .map(|&s| (s * 32768.0).clamp(-32768.0, 32767.0) as i16)
+        .collect();
+    let no_filters = ArcSwap::from_pointee(Filters::default());
+    let all_filters = ArcSwap::from_pointee(serde_json::from_str::<Filters>(ALL_TEN).unwrap());
+
+    let mut group = c.benchmark_group("pipeline_per_20ms_frame");
+
+    group.bench_function("encode_floor", |b| {
+        let mut encoder =
+            opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio).unwrap();
+        encoder
+            .set_complexity(i32::from(SETTINGS.opus_complexity))
+            .unwrap();
+        let mut out = [0u8; MAX_OPUS_PACKET];
+        let frames: Vec<&[i16]> = pcm.chunks_exact(1920).collect();
+        let mut next = 0;
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let n = encoder.encode(frames[next], &mut out).unwrap();
+                black_box(&out[..n]);
+                next = (next + 1) % frames.len();
+            }
+            let time = start.elapsed();
+            record("encode_floor", time, iters);
+            time
+        });
+    });
+
+    let mut track = None;
+    group.bench_function("transcode_mp3_44k", |b| {
+        b.iter_custom(|iters| {
+            run_track(
+                "transcode_mp3_44k",
+                &mp3,
+                "mp3",
+                &no_filters,
+                &mut track,
+                iters,
+            )
+        });
+    });
+
+    let mut track = None;
+    group.bench_function("transcode_mp3_44k_all_filters", |b| {
+        b.iter_custom(|iters| {
+            run_track(
+                "transcode_mp3_44k_all_filters",
+                &mp3,
+                "mp3",
+                &all_filters,
+                &mut track,
+                iters,
+            )
+        });
+    });
+
+    let mut track = None;
+    group.bench_function("passthrough_opus", |b| {
+        b.iter_custom(|iters| {
+            run_track(
+                "passthrough_opus",
+                &opus,
+                "opus",
+                &no_filters,
+                &mut track,
+                iters,
+            )
+        });
+    });
+    group.finish();
+}
+
+fn report() {
+    let totals = TOTALS.lock().unwrap();
+    let mean = |name: &str| {
+        totals
+            .get(name)
+            .map(|(t, n)| t.as_secs_f64() / (*n).max(1) as f64)
+            .unwrap_or(f64::NAN)
+    };
+    let floor = mean("encode_floor");
+    let transcode = mean("transcode_mp3_44k");
+    let filters = mean("transcode_mp3_44k_all_filters");
+    let passthrough = mean("passthrough_opus");
+    println!();
+    println!("per 20 ms stereo frame (mean over all measured frames):");
+    for (name, t) in [
+        ("libopus encode alone (floor)", floor),
+        ("transcode MP3 44.1 kHz -> Opus", transcode),
+        ("  ... with all ten filters", filters),
+        ("Opus passthrough", passthrough),
+    ] {
+        println!(
+            "  {name:32} {:9.2} us  ({:.3} % of a core)",
+            t * 1e6,
+            t / 0.02 * 100.0
+        );
+    }
+    println!("ratios:");
+    println!(
+        "  transcode / floor       {:6.3}  (target <= 1.25)",
+        transcode / floor
+    );
+    println!(
+        "  all filters / floor     {:6.3}  (target <= 1.6)",
+        filters / floor
+    );
+    println!(
+        "  passthrough / transcode {:6.4}  (target <= 0.05)",
+        passthrough / transcode
+    );
+}
+
+fn main() {
+    let mut criterion = Criterion::default()
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(6))
+        .configure_from_args();
+    benches(&mut criterion);
+    criterion.final_summary();
+    report();
+}
