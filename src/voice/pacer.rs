@@ -494,6 +494,12 @@ fn next_request(value: u32, on: bool) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::voice::crypto::{EncryptionMode, TransportCipher};
+    use crate::voice::dave::DaveCell;
+    use crate::voice::rtp::RtpHeader;
+    use crate::voice::{VoiceContext, VoiceSettings};
+    use std::net::UdpSocket;
+    use std::sync::atomic::AtomicU8;
 
     #[test]
     fn speaking_requests_count_up_and_carry_the_state() {
@@ -501,5 +507,182 @@ mod tests {
         assert_eq!(next_request(0b11, false), 0b100);
         assert_eq!(next_request(0b100, true), 0b111);
         assert_ne!(next_request(u32::MAX, true), u32::MAX);
+    }
+
+    /// Plays numbered frames while `playing` is 1, is idle otherwise.
+    struct Numbered {
+        playing: Arc<AtomicU8>,
+        next: u32,
+    }
+
+    impl FrameSource for Numbered {
+        fn next_frame(&mut self, out: &mut [u8; MAX_OPUS_PACKET]) -> FrameOutcome {
+            if self.playing.load(Ordering::Relaxed) == 0 {
+                return FrameOutcome::Idle;
+            }
+            out[..4].copy_from_slice(&self.next.to_be_bytes());
+            out[4..40].fill(0xAB);
+            self.next += 1;
+            FrameOutcome::Frame(40)
+        }
+    }
+
+    struct Received {
+        header: RtpHeader,
+        payload: Vec<u8>,
+    }
+
+    fn receive(sock: &UdpSocket, cipher: &TransportCipher, n: usize) -> Vec<Received> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        while out.len() < n {
+            let len = sock.recv(&mut buf).expect("packet within the read timeout");
+            let p = &mut buf[..len];
+            let (header, hl) = RtpHeader::parse(p).unwrap();
+            let (_, end) = cipher.open(p, hl).expect("packet decrypts");
+            out.push(Received {
+                header,
+                payload: p[hl..end].to_vec(),
+            });
+        }
+        out
+    }
+
+    /// The pacer against a real UDP socket, with this test playing the gateway task's part
+    /// of the speaking handshake.
+    #[test]
+    fn pacer_sends_gapless_packets_silence_and_speaking_changes() {
+        let ctx = VoiceContext::new(VoiceSettings::default());
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.connect(rx.local_addr().unwrap()).unwrap();
+        tx.set_nonblocking(true).unwrap();
+        let key = [9u8; 32];
+        let mode = EncryptionMode::Aes256GcmRtpSize;
+        let (t, mut speaking_rx) = Transport::new(
+            7,
+            tx,
+            0x1234_5678,
+            TransportCipher::new(mode, &key).unwrap(),
+            DaveCell::passthrough(),
+        );
+        let slot = VoiceSlot::new();
+        slot.claim(7);
+        let playing = Arc::new(AtomicU8::new(1));
+        let pacer_key = ctx.register(
+            slot.clone(),
+            Box::new(Numbered {
+                playing: playing.clone(),
+                next: 0,
+            }),
+        );
+        // Nothing is pulled before a transport is installed.
+        thread::sleep(Duration::from_millis(60));
+        assert_eq!(slot.frame_counts(), Default::default());
+
+        // The "gateway": acknowledge each request, remember them.
+        let requests = Arc::new(parking_lot::Mutex::new(Vec::<u32>::new()));
+        let gw_t = Arc::downgrade(&t);
+        let gw_requests = requests.clone();
+        let gateway = thread::spawn(move || {
+            while let Some(v) = speaking_rx.blocking_recv() {
+                gw_requests.lock().push(v);
+                if let Some(t) = gw_t.upgrade() {
+                    t.speaking_ack.store(v, Ordering::Release);
+                }
+            }
+        });
+        assert!(slot.install(t.clone()));
+
+        let cipher = TransportCipher::new(mode, &key).unwrap();
+        let first = receive(&rx, &cipher, 60);
+        assert_eq!(
+            requests.lock().first().map(|v| v & 1),
+            Some(1),
+            "speaking before audio"
+        );
+        for (i, r) in first.iter().enumerate() {
+            assert_eq!(r.header.ssrc, 0x1234_5678);
+            assert_eq!(
+                r.header.sequence,
+                first[0].header.sequence.wrapping_add(i as u16)
+            );
+            assert_eq!(
+                r.header.timestamp,
+                first[0].header.timestamp.wrapping_add(960 * i as u32)
+            );
+            assert_eq!(
+                &r.payload[..4],
+                &(i as u32).to_be_bytes(),
+                "frames in order, none lost"
+            );
+        }
+
+        playing.store(0, Ordering::Relaxed);
+        // Packets already in flight, then exactly five silence frames.
+        let mut tail = Vec::new();
+        loop {
+            let r = receive(&rx, &cipher, 1).pop().unwrap();
+            let silent = r.payload == OPUS_SILENCE_FRAME;
+            tail.push(r);
+            if silent {
+                break;
+            }
+        }
+        tail.extend(receive(&rx, &cipher, 4));
+        let silences = tail
+            .iter()
+            .filter(|r| r.payload == OPUS_SILENCE_FRAME)
+            .count();
+        assert_eq!(silences, 5);
+        thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            requests.lock().last().map(|v| v & 1),
+            Some(0),
+            "speaking 0 after silence"
+        );
+        rx.set_read_timeout(Some(Duration::from_millis(150)))
+            .unwrap();
+        assert!(rx.recv(&mut [0u8; 64]).is_err(), "nothing sent while idle");
+
+        // Audio resumes: speaking again first, the sequence continues without a gap.
+        let before = requests.lock().len();
+        let last_seq = tail.last().unwrap().header.sequence;
+        playing.store(1, Ordering::Relaxed);
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let again = receive(&rx, &cipher, 3);
+        assert_eq!(again[0].header.sequence, last_seq.wrapping_add(1));
+        assert_eq!(requests.lock()[before] & 1, 1);
+        let counts = slot.frame_counts();
+        assert!(counts.sent >= 60 + 3, "{counts:?}");
+        assert_eq!(counts.nulled, 0);
+
+        ctx.unregister(pacer_key);
+        drop(ctx);
+        drop(t);
+        slot.clear_if(0); // wrong id: no effect
+        assert!(slot.is_ready());
+        let id = slot.transport.load().as_ref().unwrap().id;
+        slot.clear_if(id);
+        assert!(!slot.is_ready());
+        gateway.join().unwrap();
+    }
+
+    #[test]
+    fn a_superseded_connection_cannot_install_its_transport() {
+        let slot = VoiceSlot::new();
+        slot.claim(1);
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (old, _rx) = Transport::new(
+            1,
+            sock,
+            1,
+            TransportCipher::new(EncryptionMode::XChaCha20Poly1305RtpSize, &[1; 32]).unwrap(),
+            DaveCell::passthrough(),
+        );
+        slot.claim(2);
+        assert!(!slot.install(old));
+        assert!(!slot.is_ready());
     }
 }
