@@ -9,8 +9,8 @@
 //! pacer), so a commit being processed delays one player's packet, never the whole tick.
 //!
 //! The cell's [`MediaMode`] says what the pacer does with a media frame: send it as is
-//! (passthrough: DAVE off or downgraded), encrypt it, or hold audio back (a DAVE call whose
-//! group is not established yet, so there is no key to encrypt with).
+//! (passthrough: DAVE off or downgraded), encrypt it, or send none (a DAVE call whose group
+//! is not established yet, or where we are alone: there is no key to encrypt with).
 
 use std::collections::HashMap;
 use std::num::NonZeroU16;
@@ -29,7 +29,8 @@ use super::rtp::OPUS_SILENCE_FRAME;
 pub enum MediaMode {
     /// No end-to-end encryption (protocol version 0, or after a downgrade).
     Passthrough = 0,
-    /// A DAVE call without a usable key yet: send no audio.
+    /// A DAVE call without a send key (group not established yet, or we are its only
+    /// member): no media can be sent. The pacer holds audio for a moment, then drops it.
     Pending = 1,
     /// Encrypt every media frame with the current key.
     Encrypt = 2,

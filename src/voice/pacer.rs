@@ -44,6 +44,8 @@ const MAX_CATCH_UP: Duration = Duration::from_millis(200);
 /// On the second pass a contended DAVE cell is waited for until this long before the next
 /// deadline; after that its frame waits for the next tick.
 const SECOND_PASS_MARGIN: Duration = Duration::from_millis(4);
+/// How long audio waits for a DAVE send key before it is consumed and dropped instead.
+const KEYLESS_HOLD_TICKS: u32 = 50;
 /// Capacity of the pacer → mail thread ring.
 const NOTE_CAPACITY: usize = 16 * 1024;
 
@@ -170,6 +172,8 @@ struct StreamState {
     /// The request could not be queued yet (ring full).
     speak_unsent: bool,
     silence_left: u8,
+    /// Consecutive ticks without a DAVE send key.
+    keyless_ticks: u32,
 }
 
 impl StreamState {
@@ -357,16 +361,24 @@ impl Io {
                 speak_value: 0,
                 speak_unsent: false,
                 silence_left: 0,
+                keyless_ticks: 0,
             });
         }
         let s = e.stream.as_mut().expect("just set");
         if s.speak_unsent {
             self.push_speaking(t, s);
         }
-        let mode = t.dave.mode();
-        if mode == MediaMode::Pending {
-            // DAVE call without a key yet: leave the audio where it is.
-            return Service::Done;
+        // A DAVE call without a send key: hold the audio briefly (the key normally follows
+        // within a round trip or two), then consume and drop it as libdave does, so the
+        // player's position keeps moving while we are, e.g., the only member of the call.
+        let no_key = t.dave.mode() == MediaMode::Pending;
+        if no_key {
+            s.keyless_ticks = s.keyless_ticks.saturating_add(1);
+            if s.keyless_ticks <= KEYLESS_HOLD_TICKS {
+                return Service::Done;
+            }
+        } else {
+            s.keyless_ticks = 0;
         }
         let closing = t.closing.load(Ordering::Acquire);
         if closing {
@@ -377,6 +389,10 @@ impl Io {
                 FrameOutcome::Frame(_) | FrameOutcome::Missing => e.slot.count_nulled(),
                 FrameOutcome::Idle => {}
             }
+        }
+        if no_key && e.held > 0 {
+            e.held = 0;
+            e.slot.count_missed();
         }
 
         if e.held > 0 {
