@@ -774,10 +774,17 @@ async fn dave_downgrade_and_upgrade_switch_between_plain_and_encrypted() {
         .await;
     let dave_before = call.fake.stream_report(g).unwrap().dave_frames;
     call.wait_more_packets(50).await;
-    let r = call.fake.stream_report(g).unwrap();
-    assert!(r.dave_frames >= dave_before + 40);
+    let r = call.fake.stream_report(g).unwrap().without_media();
+    assert!(r.dave_frames >= dave_before + 40, "{dave_before} -> {r:#?}");
     assert_clean(&r);
-    assert_eq!(r.plain_frames_while_dave, 0);
+    // The server counts the upgrade as live when it sends op 22; frames we sent before op 22
+    // reached us are plain. Real receivers accept plain frames for a while after an upgrade
+    // (passthrough with a transition expiry), so only a short run of them is expected.
+    assert!(
+        r.plain_frames_while_dave <= 10,
+        "{}",
+        r.plain_frames_while_dave
+    );
     call.finish().await;
 }
 

@@ -139,6 +139,7 @@ async fn drive(
             biased;
             c = commands.recv() => {
                 shutdown(None, &mut st, &slot).await;
+                drop(gauge);
                 finish(c.map(Command::into_done), &shared);
                 return;
             }
@@ -169,6 +170,7 @@ async fn drive(
             End::Disconnect { ws, done } => {
                 shutdown(ws, &mut st, &slot).await;
                 tracing::info!(guild_id = info.guild_id, code = 1000, "voice disconnected");
+                drop(gauge);
                 finish(done, &shared);
                 return;
             }
@@ -213,6 +215,7 @@ async fn drive(
                 biased;
                 c = commands.recv() => {
                     shutdown(None, &mut st, &slot).await;
+                    drop(gauge);
                     finish(c.map(Command::into_done), &shared);
                     return;
                 }
@@ -239,6 +242,7 @@ async fn drive(
             slot.clear_if(old.transport.id);
         }
         shared.ping_ms.store(-1, Ordering::Relaxed);
+        drop(gauge);
         let _ = events.send(VoiceEvent::Closed {
             code: close.code,
             reason: close.reason,

@@ -172,6 +172,10 @@ struct StreamState {
     /// The request could not be queued yet (ring full).
     speak_unsent: bool,
     silence_left: u8,
+    /// The current speaking request was acknowledged on an earlier tick: audio may flow.
+    /// (One tick of lead after op 5 went out gives the server time to read it before the
+    /// first packet arrives.)
+    speaking_live: bool,
     /// Consecutive ticks without a DAVE send key.
     keyless_ticks: u32,
 }
@@ -183,6 +187,23 @@ impl StreamState {
 
     fn speaking_confirmed(&self, t: &Transport) -> bool {
         self.wants_speaking() && t.speaking_ack.load(Ordering::Acquire) == self.speak_value
+    }
+
+    /// Whether audio may be sent this tick; notes a fresh acknowledgement for the next one.
+    fn may_send_audio(&mut self, t: &Transport) -> bool {
+        if self.speaking_live {
+            return true;
+        }
+        if self.speaking_confirmed(t) {
+            self.speaking_live = true;
+        }
+        false
+    }
+
+    /// Starts a new speaking request.
+    fn request_speaking(&mut self, on: bool) {
+        self.speak_value = next_request(self.speak_value, on);
+        self.speaking_live = false;
     }
 }
 
@@ -361,6 +382,7 @@ impl Io {
                 speak_value: 0,
                 speak_unsent: false,
                 silence_left: 0,
+                speaking_live: false,
                 keyless_ticks: 0,
             });
         }
@@ -396,9 +418,9 @@ impl Io {
         }
 
         if e.held > 0 {
-            if !s.speaking_confirmed(t) {
+            if !s.may_send_audio(t) {
                 if !s.wants_speaking() {
-                    s.speak_value = next_request(s.speak_value, true);
+                    s.request_speaking(true);
                     self.push_speaking(t, s);
                 }
                 e.slot.count_missed();
@@ -423,13 +445,13 @@ impl Io {
         // No audio this tick.
         if s.wants_speaking() {
             if s.silence_left > 0 {
-                if s.speaking_confirmed(t) {
+                if s.speaking_live {
                     let _ = self.send_packet(t, s, &OPUS_SILENCE_FRAME);
                 }
                 s.silence_left -= 1;
-            }
-            if s.silence_left == 0 {
-                s.speak_value = next_request(s.speak_value, false);
+            } else {
+                // One tick after the last silence frame, so it is not overtaken by op 5.
+                s.request_speaking(false);
                 self.push_speaking(t, s);
             }
         }
