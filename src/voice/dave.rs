@@ -278,12 +278,11 @@ impl DaveDriver {
                     ),
                 }
             }
-            ServerEvent::PrepareEpoch(p) => {
-                if p.epoch == 1 {
-                    self.protocol_version = p.protocol_version;
-                    let mut lock = cell.lock();
-                    self.reinit(&mut lock, &mut out);
-                }
+            ServerEvent::PrepareEpoch(p) if p.epoch == 1 => {
+                // A new group: re-initialise and send a fresh key package.
+                self.protocol_version = p.protocol_version;
+                let mut lock = cell.lock();
+                self.reinit(&mut lock, &mut out);
             }
             ServerEvent::ExternalSender(bytes) => {
                 let mut lock = cell.lock();

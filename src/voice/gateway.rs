@@ -127,8 +127,10 @@ struct PendingUdp {
 struct HeartbeatState {
     interval: Option<Duration>,
     next: Option<Instant>,
-    /// Nonce and send time of the heartbeat awaiting its ACK.
-    outstanding: Option<(u64, Instant)>,
+    /// Nonce and send time of the last heartbeat sent.
+    last: Option<(u64, Instant)>,
+    /// Since when heartbeats have gone unanswered.
+    unacked_since: Option<Instant>,
 }
 
 fn local_close(code: u16, reason: impl Into<String>) -> End {
@@ -229,8 +231,8 @@ pub(crate) async fn run(
             }
             Wake::Heartbeat => {
                 let interval = hb.interval.unwrap_or(Duration::from_secs(5));
-                if let Some((_, sent)) = hb.outstanding
-                    && sent.elapsed() >= interval * 2
+                if let Some(since) = hb.unacked_since
+                    && since.elapsed() >= interval * 2
                 {
                     return End::Closed(CloseInfo {
                         code: ABNORMAL_CLOSURE,
@@ -251,13 +253,10 @@ pub(crate) async fn run(
                 if let Err(e) = ws.send(Message::text(msg)).await {
                     return broken(&e);
                 }
-                if hb.outstanding.is_none() {
-                    hb.outstanding = Some((t, Instant::now()));
-                } else if let Some((nonce, _)) = hb.outstanding.as_mut() {
-                    // Keep the original send time (for the ACK timeout) but match the new nonce.
-                    *nonce = t;
-                }
-                hb.next = Some(Instant::now() + interval);
+                let now = Instant::now();
+                hb.last = Some((t, now));
+                hb.unacked_since.get_or_insert(now);
+                hb.next = Some(now + interval);
             }
             Wake::Speaking(Some(mut value)) => {
                 let session = st.session.as_mut().expect("listening implies a session");
@@ -436,12 +435,12 @@ pub(crate) async fn run(
                         }
                     }
                     ServerEvent::HeartbeatAck(ack) => {
-                        if let Some((nonce, sent)) = hb.outstanding
+                        if let Some((nonce, sent)) = hb.last
                             && nonce == ack.t
                         {
                             let rtt = sent.elapsed().as_millis() as i64;
                             link.shared.ping_ms.store(rtt, Ordering::Relaxed);
-                            hb.outstanding = None;
+                            hb.unacked_since = None;
                         }
                     }
                     ev if DaveDriver::handles(&ev) => match st.session.as_ref() {
