@@ -905,3 +905,65 @@ async fn two_hundred_connections_all_connect_through_the_gate() {
     }
     assert_eq!(ctx.metrics().connections.ready, 0);
 }
+
+// ---- bad input -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_malformed_endpoint_is_reported_at_once() {
+    let ctx = context(VoiceSettings::default());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let info = VoiceServerInfo {
+        guild_id: next_guild(),
+        user_id: BOT_USER,
+        channel_id: 1,
+        session_id: "s".into(),
+        token: "t".into(),
+        endpoint: "bad host name:443".into(),
+    };
+    let conn = VoiceConnection::connect(&ctx, info, VoiceSlot::new(), tx);
+    match timeout(Duration::from_secs(5), rx.recv()).await {
+        Ok(Some(VoiceEvent::Closed {
+            code: 1006,
+            by_remote: false,
+            reason,
+        })) => {
+            assert!(reason.contains("endpoint"), "{reason}");
+        }
+        other => panic!("expected an immediate close, got {other:?}"),
+    }
+    assert!(!conn.is_connected());
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_retried_then_reported() {
+    let ctx = context(VoiceSettings::default());
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let info = VoiceServerInfo {
+        guild_id: next_guild(),
+        user_id: BOT_USER,
+        channel_id: 1,
+        session_id: "s".into(),
+        token: "t".into(),
+        endpoint: format!("127.0.0.1:{port}"),
+    };
+    let _conn = VoiceConnection::connect(&ctx, info, VoiceSlot::new(), tx);
+    match timeout(Duration::from_secs(15), rx.recv()).await {
+        Ok(Some(VoiceEvent::Closed {
+            code: 1006,
+            by_remote: false,
+            ..
+        })) => {}
+        other => panic!("expected a close after the retries, got {other:?}"),
+    }
+    assert_eq!(
+        ctx.metrics().close_codes,
+        vec![(1006, 4)],
+        "first try and three retries"
+    );
+}

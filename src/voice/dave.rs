@@ -130,6 +130,7 @@ impl DaveCell {
         DaveLock {
             cell: self,
             inner: self.inner.lock(),
+            since: Instant::now(),
         }
     }
 }
@@ -138,7 +139,24 @@ impl DaveCell {
 struct DaveLock<'a> {
     cell: &'a DaveCell,
     inner: MutexGuard<'a, DaveInner>,
+    since: Instant,
 }
+
+impl Drop for DaveLock<'_> {
+    fn drop(&mut self) {
+        let held = self.since.elapsed();
+        if held > HOLD_REPORT_THRESHOLD {
+            tracing::debug!(
+                held_us = held.as_micros() as u64,
+                "DAVE cell held by an MLS operation"
+            );
+        }
+    }
+}
+
+/// MLS operations holding the cell longer than this are logged (at debug level): the pacer
+/// works around a busy cell, but long holds delay that player's packets.
+const HOLD_REPORT_THRESHOLD: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl DaveLock<'_> {
     fn set_mode(&mut self, mode: MediaMode) {

@@ -170,7 +170,16 @@ pub(crate) async fn run(
 ) -> End {
     let mut permit = Some(permit);
     let deadline = Instant::now() + link.ctx.settings.handshake_timeout;
-    let url = format!("wss://{}/?v=8", link.info.endpoint);
+    let Some(url) = gateway_url(&link.info.endpoint) else {
+        // A malformed endpoint will not get better by retrying.
+        return fatal_close(
+            ABNORMAL_CLOSURE,
+            format!(
+                "bad voice endpoint {:?}: expected host[:port]",
+                link.info.endpoint
+            ),
+        );
+    };
     let connector = Connector::Rustls(link.ctx.tls.clone());
     let connect =
         tokio_tungstenite::connect_async_tls_with_config(url.as_str(), None, true, Some(connector));
@@ -473,6 +482,18 @@ pub(crate) async fn run(
     }
 }
 
+/// `wss://{endpoint}/?v=8`, if the endpoint is a plain `host[:port]`.
+fn gateway_url(endpoint: &str) -> Option<String> {
+    use tokio_tungstenite::tungstenite::http::Uri;
+    if endpoint.is_empty() || endpoint.contains(['/', '?', '#', '@']) {
+        return None;
+    }
+    let url = format!("wss://{endpoint}/?v=8");
+    let uri: Uri = url.parse().ok()?;
+    uri.host().filter(|h| !h.is_empty())?;
+    Some(url)
+}
+
 fn became_ready(link: &mut Link<'_>, mode: Mode, enc: EncryptionMode, dave_version: u16) {
     link.shared.connected.store(true, Ordering::Release);
     link.gauge.set(ConnectionState::Ready);
@@ -600,4 +621,31 @@ async fn discover(
         std::io::ErrorKind::TimedOut,
         "no IP discovery response",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gateway_url;
+
+    #[test]
+    fn endpoint_becomes_a_v8_url_and_junk_is_refused() {
+        assert_eq!(
+            gateway_url("c-ams08.discord.media").as_deref(),
+            Some("wss://c-ams08.discord.media/?v=8")
+        );
+        assert_eq!(
+            gateway_url("127.0.0.1:4443").as_deref(),
+            Some("wss://127.0.0.1:4443/?v=8")
+        );
+        for bad in [
+            "",
+            "wss://x.example",
+            "x.example/path",
+            "bad host",
+            "user@x",
+            ":443",
+        ] {
+            assert_eq!(gateway_url(bad), None, "{bad:?}");
+        }
+    }
 }

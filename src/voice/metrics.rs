@@ -51,8 +51,14 @@ pub struct PacerSnapshot {
     pub skipped_ticks: u64,
     pub max_lateness_us: u64,
     pub last_tick_work_us: u64,
+    /// CPU time the pacer thread has used.
+    pub cpu_us: u64,
     pub packets_sent: u64,
     pub send_errors: u64,
+    /// Frames whose DAVE cell was busy (an MLS operation running) when first tried.
+    pub dave_deferred: u64,
+    /// Of those, frames that waited for the next tick.
+    pub dave_late: u64,
 }
 
 /// A point-in-time copy of all voice counters.
@@ -100,8 +106,11 @@ impl VoiceMetrics {
                 skipped_ticks: pacer.skipped_ticks.load(Ordering::Relaxed),
                 max_lateness_us: pacer.max_lateness_us.load(Ordering::Relaxed),
                 last_tick_work_us: pacer.last_tick_work_us.load(Ordering::Relaxed),
+                cpu_us: pacer.cpu_us.load(Ordering::Relaxed),
                 packets_sent: pacer.packets_sent.load(Ordering::Relaxed),
                 send_errors: pacer.send_errors.load(Ordering::Relaxed),
+                dave_deferred: pacer.dave_deferred.load(Ordering::Relaxed),
+                dave_late: pacer.dave_late.load(Ordering::Relaxed),
             },
         }
     }

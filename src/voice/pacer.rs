@@ -83,8 +83,15 @@ pub(crate) struct PacerStats {
     pub max_lateness_us: AtomicU64,
     /// Time the last tick spent working, in microseconds.
     pub last_tick_work_us: AtomicU64,
+    /// CPU time the pacer thread has used, in microseconds (wall time above includes any
+    /// time the OS gave to other threads).
+    pub cpu_us: AtomicU64,
     pub packets_sent: AtomicU64,
     pub send_errors: AtomicU64,
+    /// Frames whose DAVE cell was busy on the first pass (retried after the other players).
+    pub dave_deferred: AtomicU64,
+    /// Of those, frames still blocked on the second pass (sent one tick late).
+    pub dave_late: AtomicU64,
     pub players: AtomicUsize,
 }
 
@@ -301,6 +308,11 @@ impl Pacer {
             stats
                 .last_tick_work_us
                 .store(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+            if let Some(cpu) = thread_cpu_time() {
+                stats
+                    .cpu_us
+                    .store(cpu.as_micros() as u64, Ordering::Relaxed);
+            }
             tick += 1;
         }
     }
@@ -432,8 +444,17 @@ impl Io {
                     s.silence_left = SILENCE_FRAMES;
                     e.slot.count_sent();
                 }
-                Sent::Contended if retry_until.is_none() => return Service::Deferred,
-                Sent::Contended => e.slot.count_missed(),
+                Sent::Contended if retry_until.is_none() => {
+                    self.stats
+                        .stats
+                        .dave_deferred
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Service::Deferred;
+                }
+                Sent::Contended => {
+                    self.stats.stats.dave_late.fetch_add(1, Ordering::Relaxed);
+                    e.slot.count_missed();
+                }
                 Sent::Failed => {
                     e.held = 0;
                     e.slot.count_missed();
@@ -522,6 +543,17 @@ impl Io {
         s.speak_unsent = self.notes.push(note).is_err();
         self.notes_pushed = true;
     }
+}
+
+/// CPU time used by the calling thread.
+fn thread_cpu_time() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only writes to it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
 /// The next speaking request after `value`.
