@@ -593,3 +593,104 @@ async fn control_protocol_mirrors_the_api() {
     assert_eq!(replies[3]["result"], false);
     assert_eq!(replies[4]["id"], 5);
 }
+
+/// Joins the DAVE group as a davey client: external sender, key package, welcome, transition.
+async fn join_dave(c: &mut Client, dave: &mut DaveSession, listener: u64) {
+    let ext = c.binary().await;
+    assert_eq!(ext[2], 25);
+    dave.set_external_sender(&ext[3..]).unwrap();
+    c.send_binary(26, &dave.create_key_package().unwrap()).await;
+    welcome_and_execute(c, dave, listener).await;
+}
+
+async fn welcome_and_execute(c: &mut Client, dave: &mut DaveSession, listener: u64) {
+    let welcome = c.binary().await;
+    assert_eq!(welcome[2], 30, "welcome");
+    let tid = u16::from_be_bytes([welcome[3], welcome[4]]);
+    dave.process_welcome(&welcome[5..], Some(&[USER, listener]))
+        .unwrap();
+    dave.prepare_transition(tid, 1).unwrap();
+    c.send(23, json!({"transition_id": tid})).await;
+    assert_eq!(c.json().await["op"], 22);
+    dave.execute_transition(tid).unwrap();
+}
+
+#[tokio::test]
+async fn invalid_commit_recovery_and_sole_member_scripts() {
+    let fake = start(Behaviour::default()).await;
+    let creds = fake.register_session(GUILD, USER, CHANNEL);
+    let (mut c, udp, ssrc, cipher, _) =
+        handshake(&fake, 8, false, Mode::Aes256Gcm, Some(1), &creds).await;
+    let listener: u64 = c.json().await["d"]["user_ids"][0]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut dave =
+        DaveSession::new(std::num::NonZeroU16::new(1).unwrap(), USER, CHANNEL, None).unwrap();
+    join_dave(&mut c, &mut dave, listener).await;
+    assert_eq!(fake.dave_status(GUILD).unwrap().epoch, 1);
+
+    // A commit that cannot be processed: the client answers op 31 and a new key package, and
+    // is welcomed into the next epoch (its old leaf removed, the new one added).
+    fake.dave_invalid_commit(GUILD).unwrap();
+    let bad = c.binary().await;
+    assert_eq!(bad[2], 29);
+    let tid = u16::from_be_bytes([bad[3], bad[4]]);
+    assert!(dave.process_commit(&bad[5..]).is_err());
+    c.send(31, json!({"transition_id": tid})).await;
+    dave.reinit(std::num::NonZeroU16::new(1).unwrap(), USER, CHANNEL, None)
+        .unwrap();
+    c.send_binary(26, &dave.create_key_package().unwrap()).await;
+    welcome_and_execute(&mut c, &mut dave, listener).await;
+    let status = fake.dave_status(GUILD).unwrap();
+    assert_eq!(
+        (status.epoch, status.bot_in_group, status.media_keys_live),
+        (2, true, true)
+    );
+    let frame = dave
+        .encrypt_opus(&sine_frames(200.0, 1)[0])
+        .unwrap()
+        .into_owned();
+    c.send(5, json!({"speaking": 1, "delay": 0, "ssrc": ssrc}))
+        .await;
+    udp.send(&cipher.encrypt(1, 960, ssrc, 1, &frame))
+        .await
+        .unwrap();
+    assert!(fake.wait_packets(GUILD, 1, T).await);
+    let r = fake.stream_report(GUILD).unwrap();
+    assert_eq!((r.dave_frames, r.dave_decrypt_failures), (1, 0), "{r:?}");
+
+    // Sole member: the listener leaves, a new epoch is prepared and transition 0 executes.
+    fake.dave_sole_member(GUILD).unwrap();
+    let ops: Vec<(Value, Value)> = [c.json().await, c.json().await, c.json().await]
+        .into_iter()
+        .map(|m| (m["op"].clone(), m["d"].clone()))
+        .collect();
+    assert_eq!(
+        ops[0],
+        (json!(13), json!({"user_id": listener.to_string()}))
+    );
+    assert_eq!(
+        ops[1],
+        (json!(24), json!({"protocol_version": 1, "epoch": 1}))
+    );
+    assert_eq!(
+        ops[2],
+        (
+            json!(21),
+            json!({"protocol_version": 1, "transition_id": 0})
+        )
+    );
+    let status = fake.dave_status(GUILD).unwrap();
+    assert!(status.listeners.is_empty() && !status.bot_in_group && !status.media_keys_live);
+    let sent: Vec<u8> = fake
+        .events()
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::DaveReceived { op, .. } => Some(op),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, vec![26, 23, 31, 26, 23]);
+}
