@@ -430,7 +430,7 @@ impl Conn {
             .and_then(|s| self.shared.stream(s))
         {
             let mut s = lock(&stream);
-            s.stats.speaking_on = speaking != 0;
+            s.stats.on_speaking(self.shared.now(), speaking);
             s.stats.report.speaking.push(crate::report::SpeakingRecord {
                 at: self.shared.now(),
                 speaking,
@@ -533,6 +533,8 @@ impl Conn {
     }
 }
 
+// The handshake callback's error type is fixed by tungstenite.
+#[allow(clippy::result_large_err)]
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, stream: S, tls: bool) {
     let mut uri = String::new();
     let callback = |req: &Request, resp: Response| {
@@ -570,7 +572,6 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, stream: S
     let mut outcome: Option<(Closer, Option<u16>, String)> = None;
     if version < 4 {
         let reason = "gateway version must be 4 or later (?v=)".to_string();
-        let _ = send_close(&mut ws, close::BAD_REQUEST, &reason).await;
         outcome = Some((Closer::Server, Some(close::BAD_REQUEST), reason));
     } else {
         if behaviour.hello_delay_ms > 0 {
@@ -606,7 +607,6 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, stream: S
                     }
                 };
                 if let Flow::Close(code, reason) = flow {
-                    let _ = send_close(&mut ws, code, &reason).await;
                     outcome = Some((Closer::Server, Some(code), reason));
                 }
             }
@@ -615,7 +615,6 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, stream: S
                     Some(Out::Text(t)) => { let _ = ws.send(Message::text(t)).await; }
                     Some(Out::Binary(b)) => { let _ = ws.send(Message::binary(b)).await; }
                     Some(Out::Close(code, reason)) => {
-                        let _ = send_close(&mut ws, code, &reason).await;
                         outcome = Some((Closer::Server, Some(code), reason));
                     }
                     Some(Out::Drop) | None => {
@@ -625,15 +624,12 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, stream: S
             }
             () = sleep_until(conn.heartbeat_deadline) => {
                 let code = close::SESSION_TIMEOUT;
-                let _ = send_close(&mut ws, code, close::default_reason(code)).await;
                 outcome = Some((Closer::Server, Some(code), "no heartbeat in time".into()));
             }
         }
     }
     let (by, code, reason) = outcome.expect("loop ends with an outcome");
-    if by == Closer::ServerDropped {
-        drop(ws); // no close frame, no TLS close_notify
-    }
+    // Settle the session before the client can see the close and try to resume.
     conn.end_handshake();
     if let Some(session) = &conn.session {
         let mut st = lock(&session.state);
@@ -648,9 +644,17 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared>, stream: S
         conn: conn.id,
         guild_id: conn.guild(),
         code,
-        reason,
+        reason: reason.clone(),
         by,
     });
+    match (by, code) {
+        (Closer::Server, Some(code)) => {
+            let _ = send_close(&mut ws, code, &reason).await;
+        }
+        // No close frame, no TLS close_notify: the client sees an abnormal closure.
+        (Closer::ServerDropped, _) => drop(ws),
+        _ => {}
+    }
 }
 
 async fn send_close<S: AsyncRead + AsyncWrite + Unpin>(

@@ -145,6 +145,8 @@ pub struct StreamStats {
     seen_set: std::collections::HashSet<u64>,
     pcm: Vec<i16>,
     opus_frames: Vec<Vec<u8>>,
+    /// Arrival times of packets that came while no Speaking was on; settled when one comes.
+    unspoken: Vec<Duration>,
     pub speaking_on: bool,
     /// How many PCM samples (per channel) may still be kept.
     pub keep_pcm_samples: usize,
@@ -201,8 +203,8 @@ impl StreamStats {
             }
         }
         self.last_arrival = Some(at);
-        if !self.speaking_on {
-            r.packets_before_speaking += 1;
+        if !self.speaking_on && self.unspoken.len() < 100_000 {
+            self.unspoken.push(at);
         }
 
         // Extend the 16-bit sequence number to the one closest to the highest seen.
@@ -273,6 +275,21 @@ impl StreamStats {
         class
     }
 
+    /// Records a Speaking message. Packets that arrived while not speaking count as "before
+    /// Speaking" unless this Speaking came within 50 ms after them: the gateway message and
+    /// the first packet travel on different sockets and may be seen in either order.
+    pub fn on_speaking(&mut self, at: Duration, speaking: u64) {
+        self.speaking_on = speaking != 0;
+        if self.speaking_on {
+            let early = self
+                .unspoken
+                .drain(..)
+                .filter(|a| at.saturating_sub(*a) > Duration::from_millis(50))
+                .count();
+            self.report.packets_before_speaking += early as u64;
+        }
+    }
+
     /// Records the nonce counter of a packet that decrypted.
     pub fn on_nonce(&mut self, nonce: u32) {
         if let Some(prev) = self.last_nonce
@@ -313,6 +330,7 @@ impl StreamStats {
     /// The report with derived figures (rate, percentiles) filled in.
     pub fn snapshot(&self, with_media: bool) -> StreamReport {
         let mut r = self.report.clone();
+        r.packets_before_speaking += self.unspoken.len() as u64;
         if with_media {
             r.pcm = self.pcm.clone();
             r.opus_frames = self.opus_frames.clone();
@@ -435,6 +453,19 @@ mod tests {
             }]
         );
         assert_eq!(r.packets_before_speaking, 6);
+    }
+
+    #[test]
+    fn speaking_right_after_the_first_packet_is_not_late() {
+        let mut s = StreamStats::new(ms(1000), 10);
+        s.on_packet(ms(1000), 10, 1, 0, true);
+        s.on_speaking(ms(1010), 1);
+        s.on_packet(ms(1020), 10, 2, 960, true);
+        assert_eq!(s.snapshot(false).packets_before_speaking, 0);
+        s.on_speaking(ms(1030), 0);
+        s.on_packet(ms(1040), 10, 3, 1920, true);
+        s.on_speaking(ms(2000), 1);
+        assert_eq!(s.snapshot(false).packets_before_speaking, 1);
     }
 
     #[test]

@@ -15,10 +15,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use songbird::driver::{Config, CryptoMode, Driver};
+use songbird::Config;
+use songbird::ConnectionInfo;
+use songbird::driver::{CryptoMode, Driver};
 use songbird::id::{ChannelId, GuildId, UserId};
 use songbird::input::{Input, RawAdapter};
-use songbird::ConnectionInfo;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::sleep;
@@ -129,19 +130,123 @@ fn cases() -> Vec<Case> {
     };
     use CryptoMode::{Aes256Gcm as A, XChaCha20Poly1305 as X};
     vec![
-        c("aes, no DAVE", A, &[AES, XCHACHA], AES, false, "welcome_bot", Script::Plain),
-        c("xchacha, no DAVE", X, &[AES, XCHACHA], XCHACHA, false, "welcome_bot", Script::Plain),
-        c("only xchacha offered", A, &[XCHACHA], XCHACHA, false, "welcome_bot", Script::Plain),
-        c("aes, DAVE (bot welcomed)", A, &[AES, XCHACHA], AES, true, "welcome_bot", Script::Plain),
-        c("xchacha, DAVE (bot welcomed)", X, &[AES, XCHACHA], XCHACHA, true, "welcome_bot", Script::Plain),
-        c("aes, DAVE (bot commits)", A, &[AES, XCHACHA], AES, true, "bot_commits", Script::Plain),
-        c("xchacha, DAVE (bot commits)", X, &[AES, XCHACHA], XCHACHA, true, "bot_commits", Script::Plain),
-        c("DAVE listener joins and leaves", A, &[AES, XCHACHA], AES, true, "welcome_bot", Script::ListenerJoinLeave),
-        c("DAVE epoch reset", X, &[AES, XCHACHA], XCHACHA, true, "welcome_bot", Script::EpochReset),
-        c("DAVE downgrade to transport only", A, &[AES, XCHACHA], AES, true, "welcome_bot", Script::Downgrade),
-        c("resume after 4015", A, &[AES, XCHACHA], AES, true, "welcome_bot", Script::Resume4015),
-        c("resume after TCP drop", X, &[AES, XCHACHA], XCHACHA, false, "welcome_bot", Script::ResumeDrop),
-        c("4014 is final", A, &[AES, XCHACHA], AES, false, "welcome_bot", Script::Kick4014),
+        c(
+            "aes, no DAVE",
+            A,
+            &[AES, XCHACHA],
+            AES,
+            false,
+            "welcome_bot",
+            Script::Plain,
+        ),
+        c(
+            "xchacha, no DAVE",
+            X,
+            &[AES, XCHACHA],
+            XCHACHA,
+            false,
+            "welcome_bot",
+            Script::Plain,
+        ),
+        c(
+            "only xchacha offered",
+            A,
+            &[XCHACHA],
+            XCHACHA,
+            false,
+            "welcome_bot",
+            Script::Plain,
+        ),
+        c(
+            "aes, DAVE (bot welcomed)",
+            A,
+            &[AES, XCHACHA],
+            AES,
+            true,
+            "welcome_bot",
+            Script::Plain,
+        ),
+        c(
+            "xchacha, DAVE (bot welcomed)",
+            X,
+            &[AES, XCHACHA],
+            XCHACHA,
+            true,
+            "welcome_bot",
+            Script::Plain,
+        ),
+        c(
+            "aes, DAVE (bot commits)",
+            A,
+            &[AES, XCHACHA],
+            AES,
+            true,
+            "bot_commits",
+            Script::Plain,
+        ),
+        c(
+            "xchacha, DAVE (bot commits)",
+            X,
+            &[AES, XCHACHA],
+            XCHACHA,
+            true,
+            "bot_commits",
+            Script::Plain,
+        ),
+        c(
+            "DAVE listener joins and leaves",
+            A,
+            &[AES, XCHACHA],
+            AES,
+            true,
+            "welcome_bot",
+            Script::ListenerJoinLeave,
+        ),
+        c(
+            "DAVE epoch reset",
+            X,
+            &[AES, XCHACHA],
+            XCHACHA,
+            true,
+            "welcome_bot",
+            Script::EpochReset,
+        ),
+        c(
+            "DAVE downgrade to transport only",
+            A,
+            &[AES, XCHACHA],
+            AES,
+            true,
+            "welcome_bot",
+            Script::Downgrade,
+        ),
+        c(
+            "resume after 4015",
+            A,
+            &[AES, XCHACHA],
+            AES,
+            true,
+            "welcome_bot",
+            Script::Resume4015,
+        ),
+        c(
+            "resume after TCP drop",
+            X,
+            &[AES, XCHACHA],
+            XCHACHA,
+            false,
+            "welcome_bot",
+            Script::ResumeDrop,
+        ),
+        c(
+            "4014 is final",
+            A,
+            &[AES, XCHACHA],
+            AES,
+            false,
+            "welcome_bot",
+            Script::Kick4014,
+        ),
     ]
 }
 
@@ -150,7 +255,8 @@ fn sine_bytes(seconds: f64) -> Vec<u8> {
     let n = (seconds * 48_000.0) as usize;
     let mut out = Vec::with_capacity(n * 8);
     for i in 0..n {
-        let v = (AMPLITUDE * (2.0 * std::f64::consts::PI * FREQ * i as f64 / 48_000.0).sin()) as f32;
+        let v =
+            (AMPLITUDE * (2.0 * std::f64::consts::PI * FREQ * i as f64 / 48_000.0).sin()) as f32;
         out.extend_from_slice(&v.to_le_bytes());
         out.extend_from_slice(&v.to_le_bytes());
     }
@@ -198,12 +304,22 @@ async fn run_case(fake: &mut Fake, guild: u64, case: &Case) -> Result<String, Ve
         return Err(vec!["songbird did not complete the handshake".into()]);
     }
     if case.dave && fake.cmd(wait("wait_dave_ready", 10_000)).await != Ok(json!(true)) {
-        let status = fake.cmd(json!({"cmd": "dave_status", "guild_id": guild})).await;
+        let status = fake
+            .cmd(json!({"cmd": "dave_status", "guild_id": guild}))
+            .await;
         return Err(vec![format!("DAVE group not ready: {status:?}")]);
     }
 
-    let play_s = if case.script == Script::Plain { 4.0 } else { 6.0 };
-    driver.play_input(Input::from(RawAdapter::new(Cursor::new(sine_bytes(play_s)), 48_000, 2)));
+    let play_s = if case.script == Script::Plain {
+        4.0
+    } else {
+        6.0
+    };
+    let track = driver.play_input(Input::from(RawAdapter::new(
+        Cursor::new(sine_bytes(play_s)),
+        48_000,
+        2,
+    )));
     if case.script != Script::Plain {
         sleep(Duration::from_millis(1500)).await;
     }
@@ -211,18 +327,28 @@ async fn run_case(fake: &mut Fake, guild: u64, case: &Case) -> Result<String, Ve
     match case.script {
         Script::Plain => {}
         Script::ListenerJoinLeave => {
-            let first = fake.cmd(dave_cmd("dave_status")).await.map_err(|e| vec![e])?["listeners"][0].clone();
-            fake.cmd(dave_cmd("dave_add_listener")).await.map_err(|e| vec![e])?;
+            let first = fake
+                .cmd(dave_cmd("dave_status"))
+                .await
+                .map_err(|e| vec![e])?["listeners"][0]
+                .clone();
+            fake.cmd(dave_cmd("dave_add_listener"))
+                .await
+                .map_err(|e| vec![e])?;
             sleep(Duration::from_millis(1500)).await;
             fake.cmd(json!({"cmd": "dave_remove_listener", "guild_id": guild, "user_id": first}))
                 .await
                 .map_err(|e| vec![e])?;
         }
         Script::EpochReset => {
-            fake.cmd(dave_cmd("dave_reset_epoch")).await.map_err(|e| vec![e])?;
+            fake.cmd(dave_cmd("dave_reset_epoch"))
+                .await
+                .map_err(|e| vec![e])?;
         }
         Script::Downgrade => {
-            fake.cmd(dave_cmd("dave_downgrade")).await.map_err(|e| vec![e])?;
+            fake.cmd(dave_cmd("dave_downgrade"))
+                .await
+                .map_err(|e| vec![e])?;
         }
         Script::Resume4015 => {
             fake.cmd(json!({"cmd": "close", "guild_id": guild, "code": 4015, "reason": ""}))
@@ -239,14 +365,30 @@ async fn run_case(fake: &mut Fake, guild: u64, case: &Case) -> Result<String, Ve
         }
     }
     // Let the track finish and the trailing silence frames arrive.
-    let elapsed = if case.script == Script::Plain { 0.0 } else { 1.5 };
+    let elapsed = if case.script == Script::Plain {
+        0.0
+    } else {
+        1.5
+    };
     sleep(Duration::from_secs_f64(play_s - elapsed + 1.0)).await;
 
+    if case.script != Script::Kick4014
+        && let Ok(Ok(state)) = tokio::time::timeout(Duration::from_secs(2), track.get_info()).await
+        && !matches!(
+            state.playing,
+            songbird::tracks::PlayMode::End | songbird::tracks::PlayMode::Stop
+        )
+    {
+        problems.push(format!("track did not end: {:?}", state.playing));
+    }
     let report = fake
         .cmd(json!({"cmd": "report", "guild_id": guild, "window_s": 0.5}))
         .await
         .map_err(|e| vec![e])?;
-    let events = fake.cmd(json!({"cmd": "events"})).await.map_err(|e| vec![e])?;
+    let events = fake
+        .cmd(json!({"cmd": "events"}))
+        .await
+        .map_err(|e| vec![e])?;
     driver.leave();
 
     let n = |k: &str| report[k].as_u64().unwrap_or(u64::MAX);
@@ -256,75 +398,156 @@ async fn run_case(fake: &mut Fake, guild: u64, case: &Case) -> Result<String, Ve
         let identifies = events_for(&events, guild, "identified").len();
         let resumes = events_for(&events, guild, "resumed").len();
         if identifies != 1 || resumes != 0 {
-            fail(&mut problems, format!("after 4014: {identifies} identifies, {resumes} resumes (want 1, 0)"));
+            fail(
+                &mut problems,
+                format!("after 4014: {identifies} identifies, {resumes} resumes (want 1, 0)"),
+            );
         }
         let closed = events_for(&events, guild, "closed");
-        if !closed.iter().any(|c| c["code"] == 4014 && c["by"] == "server") {
+        if !closed
+            .iter()
+            .any(|c| c["code"] == 4014 && c["by"] == "server")
+        {
             fail(&mut problems, format!("no 4014 close recorded: {closed:?}"));
         }
         let summary = format!("closed 4014, {packets} packets before, no reconnect");
-        return if problems.is_empty() { Ok(summary) } else { Err(problems) };
+        return if problems.is_empty() {
+            Ok(summary)
+        } else {
+            Err(problems)
+        };
     }
     let pps = report["packets_per_second"].as_f64().unwrap_or(0.0);
     let min_packets = ((play_s - 0.5) * 50.0) as u64;
     if packets < min_packets {
-        fail(&mut problems, format!("only {packets} packets (want >= {min_packets})"));
+        fail(
+            &mut problems,
+            format!("only {packets} packets (want >= {min_packets})"),
+        );
     }
     if !(47.0..=53.0).contains(&pps) {
         fail(&mut problems, format!("{pps:.2} packets/s"));
     }
-    for key in ["lost_packets", "duplicates", "reordered", "transport_decrypt_failures", "dave_decrypt_failures",
-        "dave_frames_without_member", "plain_frames_while_dave", "opus_decode_errors", "bad_headers",
-        "packets_before_speaking", "packets_from_other_address", "nonce_discontinuities"]
-    {
+    for key in [
+        "lost_packets",
+        "duplicates",
+        "reordered",
+        "transport_decrypt_failures",
+        "dave_decrypt_failures",
+        "dave_frames_without_member",
+        "plain_frames_while_dave",
+        "opus_decode_errors",
+        "bad_headers",
+        "packets_before_speaking",
+        "packets_from_other_address",
+        "nonce_discontinuities",
+    ] {
         if n(key) != 0 {
             fail(&mut problems, format!("{key} = {}", report[key]));
         }
     }
     if report["mode"] != case.expect_mode {
-        fail(&mut problems, format!("mode {} (want {})", report["mode"], case.expect_mode));
+        fail(
+            &mut problems,
+            format!("mode {} (want {})", report["mode"], case.expect_mode),
+        );
     }
     let audio_frames = packets.saturating_sub(n("silence_frames"));
     match case.script {
         _ if !case.dave => {
             if n("dave_frames") != 0 {
-                fail(&mut problems, format!("{} DAVE frames without DAVE", n("dave_frames")));
+                fail(
+                    &mut problems,
+                    format!("{} DAVE frames without DAVE", n("dave_frames")),
+                );
             }
         }
         Script::Downgrade => {
             if n("dave_frames") < 25 || n("plain_frames") < 100 {
-                fail(&mut problems, format!("downgrade: {} DAVE then {} plain frames", n("dave_frames"), n("plain_frames")));
+                fail(
+                    &mut problems,
+                    format!(
+                        "downgrade: {} DAVE then {} plain frames",
+                        n("dave_frames"),
+                        n("plain_frames")
+                    ),
+                );
             }
             if report["dave_protocol_version"] != 0 {
-                fail(&mut problems, format!("protocol version after downgrade {}", report["dave_protocol_version"]));
+                fail(
+                    &mut problems,
+                    format!(
+                        "protocol version after downgrade {}",
+                        report["dave_protocol_version"]
+                    ),
+                );
             }
         }
         Script::EpochReset => {
             // songbird sends plain frames while its group is rebuilt; all else is DAVE.
-            if n("dave_frames") + n("plain_frames") != audio_frames || n("dave_frames") < audio_frames - 50 {
-                fail(&mut problems, format!("epoch reset: {} DAVE, {} plain of {audio_frames}", n("dave_frames"), n("plain_frames")));
+            if n("dave_frames") + n("plain_frames") != audio_frames
+                || n("dave_frames") < audio_frames - 50
+            {
+                fail(
+                    &mut problems,
+                    format!(
+                        "epoch reset: {} DAVE, {} plain of {audio_frames}",
+                        n("dave_frames"),
+                        n("plain_frames")
+                    ),
+                );
             }
         }
         _ => {
             if n("dave_frames") != audio_frames || n("plain_frames") != 0 {
-                fail(&mut problems, format!("{} DAVE + {} plain of {audio_frames} audio frames", n("dave_frames"), n("plain_frames")));
+                fail(
+                    &mut problems,
+                    format!(
+                        "{} DAVE + {} plain of {audio_frames} audio frames",
+                        n("dave_frames"),
+                        n("plain_frames")
+                    ),
+                );
             }
         }
     }
     if n("silence_frames") < 5 {
-        fail(&mut problems, format!("{} silence frames after the track (want 5)", n("silence_frames")));
+        fail(
+            &mut problems,
+            format!(
+                "{} silence frames after the track (want 5)",
+                n("silence_frames")
+            ),
+        );
     }
     let speaking = report["speaking"].as_array().cloned().unwrap_or_default();
-    if speaking.first().map(|s| s["speaking"].as_u64().unwrap_or(0) & 1) != Some(1) {
-        fail(&mut problems, format!("first Speaking is not microphone: {speaking:?}"));
+    if speaking
+        .first()
+        .map(|s| s["speaking"].as_u64().unwrap_or(0) & 1)
+        != Some(1)
+    {
+        fail(
+            &mut problems,
+            format!("first Speaking is not microphone: {speaking:?}"),
+        );
     }
 
     // The tone: every full window inside the track has the frequency and level of the input.
     let windows = report["analysis"].as_array().cloned().unwrap_or_default();
-    let audible: Vec<&Value> = windows.iter().filter(|w| w["rms_dbfs"].as_f64().unwrap_or(-200.0) > -30.0).collect();
-    let inner = if audible.len() > 2 { &audible[1..audible.len() - 1] } else { &audible[..] };
+    let audible: Vec<&Value> = windows
+        .iter()
+        .filter(|w| w["rms_dbfs"].as_f64().unwrap_or(-200.0) > -30.0)
+        .collect();
+    let inner = if audible.len() > 2 {
+        &audible[1..audible.len() - 1]
+    } else {
+        &audible[..]
+    };
     if (inner.len() as f64) < (play_s - 1.5) * 2.0 {
-        fail(&mut problems, format!("only {} audible windows", audible.len()));
+        fail(
+            &mut problems,
+            format!("only {} audible windows", audible.len()),
+        );
     }
     let want_db = 20.0 * (AMPLITUDE / 2f64.sqrt()).log10();
     let (mut fmin, mut fmax, mut lmin, mut lmax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -333,29 +556,52 @@ async fn run_case(fake: &mut Fake, guild: u64, case: &Case) -> Result<String, Ve
         let l = w["rms_dbfs"].as_f64().unwrap_or(-200.0);
         (fmin, fmax, lmin, lmax) = (fmin.min(f), fmax.max(f), lmin.min(l), lmax.max(l));
         if (f - FREQ).abs() > 2.0 || (l - want_db).abs() > 1.0 {
-            fail(&mut problems, format!("window at {}s: {f:.1} Hz, {l:.2} dBFS (want {FREQ} Hz, {want_db:.2} dBFS ±1 dB)", w["start_s"]));
+            fail(
+                &mut problems,
+                format!(
+                    "window at {}s: {f:.1} Hz, {l:.2} dBFS (want {FREQ} Hz, {want_db:.2} dBFS ±1 dB)",
+                    w["start_s"]
+                ),
+            );
         }
     }
 
     // Gateway behaviour seen from the server.
     let connected: Vec<Value> = events
         .as_array()
-        .map(|a| a.iter().filter(|e| e["kind"] == "connected").cloned().collect())
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["kind"] == "connected")
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
     if connected.iter().any(|e| e["version"] != 4) {
-        fail(&mut problems, "songbird connected with a version other than 4".into());
+        fail(
+            &mut problems,
+            "songbird connected with a version other than 4".into(),
+        );
     }
     let identifies = events_for(&events, guild, "identified").len();
     let resumes = events_for(&events, guild, "resumed");
     match case.script {
         Script::Resume4015 | Script::ResumeDrop => {
             if identifies != 1 || resumes.len() != 1 {
-                fail(&mut problems, format!("{identifies} identifies, {} resumes (want 1 and 1)", resumes.len()));
+                fail(
+                    &mut problems,
+                    format!(
+                        "{identifies} identifies, {} resumes (want 1 and 1)",
+                        resumes.len()
+                    ),
+                );
             }
         }
         _ => {
             if identifies != 1 || !resumes.is_empty() {
-                fail(&mut problems, format!("{identifies} identifies, {} resumes", resumes.len()));
+                fail(
+                    &mut problems,
+                    format!("{identifies} identifies, {} resumes", resumes.len()),
+                );
             }
         }
     }
@@ -375,7 +621,11 @@ async fn run_case(fake: &mut Fake, guild: u64, case: &Case) -> Result<String, Ve
         n("silence_frames"),
         n("timestamp_jumps"),
     );
-    if problems.is_empty() { Ok(summary) } else { Err(problems.into_iter().chain([summary]).collect()) }
+    if problems.is_empty() {
+        Ok(summary)
+    } else {
+        Err(problems.into_iter().chain([summary]).collect())
+    }
 }
 
 fn ms(d: &Value) -> String {
@@ -396,6 +646,10 @@ fn main() {
     // connects; set it before any thread exists.
     // SAFETY: single-threaded at this point; no other code reads the environment concurrently.
     unsafe { std::env::set_var("SSL_CERT_FILE", &ca_file) };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let only = std::env::args().nth(1);
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let code = rt.block_on(async move {
