@@ -62,6 +62,7 @@ impl Node {
         );
         let voice = VoiceContext::new(VoiceSettings {
             handshake_limit: config.voice_handshake_limit,
+            ..VoiceSettings::default()
         });
         let players = Arc::new(PlayerContext {
             sources: sources.clone(),

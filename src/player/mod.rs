@@ -83,7 +83,7 @@ pub struct Player {
     outbox: Arc<Outbox>,
     audio: Arc<PlayerAudio>,
     slot: Arc<VoiceSlot>,
-    pacer_key: PacerKey,
+    pacer_key: parking_lot::Mutex<Option<PacerKey>>,
     signals: UnboundedSender<PlayerSignal>,
     inner: tokio::sync::Mutex<Inner>,
     /// Mirrors of `inner` for node-wide counts without locking.
@@ -135,7 +135,7 @@ impl Player {
             outbox,
             audio,
             slot,
-            pacer_key,
+            pacer_key: parking_lot::Mutex::new(Some(pacer_key)),
             signals: tx,
             inner: tokio::sync::Mutex::new(Inner {
                 track: None,
@@ -494,7 +494,9 @@ impl Player {
         if let Some(conn) = inner.connection.take() {
             tokio::spawn(conn.disconnect());
         }
-        self.ctx.voice.unregister(self.pacer_key);
+        if let Some(key) = self.pacer_key.lock().take() {
+            self.ctx.voice.unregister(key);
+        }
     }
 }
 

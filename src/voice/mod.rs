@@ -1,13 +1,38 @@
 //! Discord voice: gateway v8, UDP, transport encryption, DAVE and the 20 ms pacer.
 //!
 //! This module knows nothing of Lavalink JSON. The player side hands the pacer a
-//! [`FrameSource`] per player; a [`VoiceConnection`] fills that player's [`VoiceSlot`] with a
-//! ready UDP transport; every 20 ms the pacer pulls one Opus frame from each player whose slot
-//! holds a transport and sends it.
+//! [`FrameSource`] per player ([`VoiceContext::register`]); a [`VoiceConnection`] fills that
+//! player's [`VoiceSlot`] with a ready UDP transport; every 20 ms the pacer pulls one Opus
+//! frame from each player whose slot holds a transport and sends it.
 //!
-//! (Interface: the implementation lands with the voice issue.)
+//! Files, one idea each:
+//! - `context`: what all connections share (pacer, handshake gate, TLS config, counters);
+//! - `connection`: one connection's handle and task (retry policy applied, teardown);
+//! - `gateway`: one WebSocket from open to close (handshake, heartbeats, speaking, DAVE ops);
+//! - `payload`: the gateway's messages; `policy`: close codes → resume / reconnect / report;
+//! - `discovery`: UDP IP discovery; `rtp`: RTP header; `crypto`: transport AEAD;
+//! - `dave`: the DAVE flow and the cell the pacer encrypts through;
+//! - `transport`: the ready transport and the per-player slot;
+//! - `pacer`: the 20 ms sending thread; `metrics`: counters.
 
-use std::sync::Arc;
+mod connection;
+mod context;
+pub mod crypto;
+mod dave;
+pub mod discovery;
+mod gateway;
+mod metrics;
+mod pacer;
+pub mod payload;
+pub mod policy;
+pub mod rtp;
+mod transport;
+
+pub use connection::VoiceConnection;
+pub use context::{PacerKey, VoiceContext, VoiceSettings};
+pub use metrics::{ConnectionsByState, PacerSnapshot, VoiceMetricsSnapshot};
+pub use pacer::{FRAME_PERIOD, SILENCE_FRAMES};
+pub use transport::{FrameCounts, VoiceSlot};
 
 /// Largest Opus payload we ever send in one packet.
 pub const MAX_OPUS_PACKET: usize = 1275 * 3;
@@ -32,7 +57,7 @@ pub trait FrameSource: Send + 'static {
 }
 
 /// Identity and credentials of one voice connection, from the bot's voice state/server updates.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct VoiceServerInfo {
     pub guild_id: u64,
     pub user_id: u64,
@@ -41,6 +66,20 @@ pub struct VoiceServerInfo {
     pub token: String,
     /// `host[:port]`, no scheme.
     pub endpoint: String,
+}
+
+/// Debug output never shows the token.
+impl std::fmt::Debug for VoiceServerInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VoiceServerInfo")
+            .field("guild_id", &self.guild_id)
+            .field("user_id", &self.user_id)
+            .field("channel_id", &self.channel_id)
+            .field("session_id", &self.session_id)
+            .field("token", &"<redacted>")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
 }
 
 /// What a connection reports to its player.
@@ -56,68 +95,22 @@ pub enum VoiceEvent {
     },
 }
 
-/// The per-player place where the pacer finds the current transport.
-#[derive(Default)]
-pub struct VoiceSlot {
-    _private: (),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl VoiceSlot {
-    pub fn new() -> Arc<Self> {
-        Arc::new(VoiceSlot::default())
+    #[test]
+    fn debug_output_redacts_the_token() {
+        let info = VoiceServerInfo {
+            guild_id: 1,
+            user_id: 2,
+            channel_id: 3,
+            session_id: "sess".into(),
+            token: "very-secret-token".into(),
+            endpoint: "voice.example:443".into(),
+        };
+        let s = format!("{info:?}");
+        assert!(!s.contains("very-secret-token"));
+        assert!(s.contains("sess") && s.contains("voice.example"));
     }
-}
-
-/// Settings for the shared voice machinery.
-#[derive(Debug, Clone)]
-pub struct VoiceSettings {
-    pub handshake_limit: usize,
-}
-
-/// Handle returned by [`VoiceContext::register`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PacerKey(pub u64);
-
-/// Shared by all players: the pacer thread, the handshake gate, the TLS client config.
-/// (Stub until the voice branch lands.)
-pub struct VoiceContext {
-    _settings: VoiceSettings,
-}
-
-impl VoiceContext {
-    pub fn new(settings: VoiceSettings) -> Arc<Self> {
-        Arc::new(VoiceContext {
-            _settings: settings,
-        })
-    }
-    pub fn register(&self, _slot: Arc<VoiceSlot>, _source: Box<dyn FrameSource>) -> PacerKey {
-        PacerKey(0)
-    }
-    pub fn unregister(&self, _key: PacerKey) {}
-}
-
-/// One Discord voice connection. (Stub until the voice branch lands.)
-pub struct VoiceConnection {
-    info: VoiceServerInfo,
-}
-
-impl VoiceConnection {
-    pub fn connect(
-        _ctx: &Arc<VoiceContext>,
-        info: VoiceServerInfo,
-        _slot: Arc<VoiceSlot>,
-        _events: tokio::sync::mpsc::UnboundedSender<VoiceEvent>,
-    ) -> VoiceConnection {
-        VoiceConnection { info }
-    }
-    pub fn info(&self) -> &VoiceServerInfo {
-        &self.info
-    }
-    pub fn is_connected(&self) -> bool {
-        false
-    }
-    pub fn ping_ms(&self) -> i64 {
-        -1
-    }
-    pub async fn disconnect(self) {}
 }

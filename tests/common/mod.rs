@@ -5,6 +5,7 @@
 pub mod audio;
 pub mod media_server;
 pub mod node;
+pub mod rig;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
