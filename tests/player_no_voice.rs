@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 const T: Duration = Duration::from_secs(10);
 
 async fn load(node: &TestNode, url: &str) -> Value {
-    let (s, body) = node.get_json(&format!("/v4/loadtracks?identifier={}", urlencode(url))).await;
+    let (s, body) = node
+        .get_json(&format!("/v4/loadtracks?identifier={}", urlencode(url)))
+        .await;
     assert_eq!(s, 200, "{body}");
     body
 }
@@ -33,7 +35,10 @@ async fn http_loading_shapes() {
     assert_eq!(info["uri"], url.as_str());
     assert_eq!(info["isStream"], false);
     assert_eq!(info["isSeekable"], true);
-    assert!((info["length"].as_i64().unwrap() - 10_000).abs() < 150, "{info}");
+    assert!(
+        (info["length"].as_i64().unwrap() - 10_000).abs() < 150,
+        "{info}"
+    );
     assert_eq!(info["title"], "Acoustic Staircase");
     assert_eq!(info["author"], "Acoustic Test Media");
     assert!(info["artworkUrl"].is_null() && info["isrc"].is_null());
@@ -44,21 +49,34 @@ async fn http_loading_shapes() {
     use base64::Engine;
     let encoded = t["encoded"].as_str().unwrap();
     assert!(encoded.starts_with("QAA"));
-    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
     let header = u32::from_be_bytes(bytes[..4].try_into().unwrap());
     assert_eq!(header >> 30, 1);
     assert_eq!((header & 0x3FFF_FFFF) as usize, bytes.len() - 4);
     assert_eq!(bytes[4], 3);
-    assert!(bytes.windows(9).any(|w| w == b"\x00\x04http\x00\x03"), "source http then probe mp3");
+    assert!(
+        bytes.windows(11).any(|w| w == b"\x00\x04http\x00\x03mp3"),
+        "source http then probe mp3"
+    );
 
     // 18: decoding it gives the same track, the string echoed.
-    let (s, d) = node.get_json(&format!("/v4/decodetrack?encodedTrack={}", urlencode(encoded))).await;
+    let (s, d) = node
+        .get_json(&format!(
+            "/v4/decodetrack?encodedTrack={}",
+            urlencode(encoded)
+        ))
+        .await;
     assert_eq!(s, 200);
     assert_eq!(&d, t);
 
     // 13: 404 → empty; 500 → error common.
     media.script("missing.mp3", Script::new().not_found());
-    assert_eq!(load(&node, &media.url("missing.mp3")).await, json!({"loadType": "empty", "data": null}));
+    assert_eq!(
+        load(&node, &media.url("missing.mp3")).await,
+        json!({"loadType": "empty", "data": null})
+    );
     media.script("broken.mp3", Script::new().server_error());
     let r = load(&node, &media.url("broken.mp3")).await;
     assert_eq!(r["loadType"], "error");
@@ -93,7 +111,12 @@ async fn track_starts_and_failures_surface_without_voice() {
     let mut ws = node.ws().await;
     let t = load(&node, &media.url("staircase/staircase.flac")).await["data"].clone();
     let path = format!("/v4/sessions/{}/players/1", ws.session_id);
-    let (s, p) = node.patch_json(&path, json!({"track": {"encoded": t["encoded"], "userData": {"a": 1}}})).await;
+    let (s, p) = node
+        .patch_json(
+            &path,
+            json!({"track": {"encoded": t["encoded"], "userData": {"a": 1}}}),
+        )
+        .await;
     assert_eq!(s, 200, "{p}");
     assert_eq!(p["track"]["userData"], json!({"a": 1}));
     let start = ws.expect_event("TrackStartEvent", T).await;
@@ -118,8 +141,11 @@ async fn track_starts_and_failures_surface_without_voice() {
         t
     };
     let started = Instant::now();
-    node.patch_json(&format!("/v4/sessions/{}/players/2", ws.session_id), json!({"track": {"encoded": bad["encoded"]}}))
-        .await;
+    node.patch_json(
+        &format!("/v4/sessions/{}/players/2", ws.session_id),
+        json!({"track": {"encoded": bad["encoded"]}}),
+    )
+    .await;
     let ex = ws.expect_event("TrackExceptionEvent", T).await;
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(ex["guildId"], "2");
@@ -136,10 +162,19 @@ async fn unconnected_track_is_cleaned_up() {
     let mut ws = node.ws().await;
     let t = load(&node, &media.url("staircase/staircase-48k.wav")).await["data"].clone();
     let started = Instant::now();
-    node.patch_json(&format!("/v4/sessions/{}/players/1", ws.session_id), json!({"track": {"encoded": t["encoded"]}})).await;
+    node.patch_json(
+        &format!("/v4/sessions/{}/players/1", ws.session_id),
+        json!({"track": {"encoded": t["encoded"]}}),
+    )
+    .await;
     ws.expect_event("TrackStartEvent", T).await;
-    let end = ws.expect_event("TrackEndEvent", Duration::from_secs(80)).await;
+    let end = ws
+        .expect_event("TrackEndEvent", Duration::from_secs(80))
+        .await;
     assert_eq!(end["reason"], "cleanup");
     let after = started.elapsed();
-    assert!(after >= Duration::from_secs(59) && after <= Duration::from_secs(72), "cleanup after {after:?}");
+    assert!(
+        after >= Duration::from_secs(59) && after <= Duration::from_secs(72),
+        "cleanup after {after:?}"
+    );
 }

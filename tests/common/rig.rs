@@ -33,7 +33,11 @@ pub struct RigOptions {
 
 impl Default for RigOptions {
     fn default() -> Self {
-        RigOptions { modes: vec![Mode::Aes256Gcm, Mode::XChaCha20Poly1305], dave: true, node: NodeOptions::default() }
+        RigOptions {
+            modes: vec![Mode::Aes256Gcm, Mode::XChaCha20Poly1305],
+            dave: true,
+            node: NodeOptions::default(),
+        }
     }
 }
 
@@ -43,23 +47,38 @@ impl Rig {
     }
 
     pub async fn start_with(opts: RigOptions) -> Rig {
-        let discord = FakeDiscord::start(Config::default()).await.expect("fake discord");
+        let discord = FakeDiscord::start(Config::default())
+            .await
+            .expect("fake discord");
         discord.set_behaviour(|b| {
             b.modes = opts.modes.clone();
             b.dave = opts.dave;
         });
-        let ca_file = std::env::temp_dir().join(format!("acoustic-ca-{:x}.pem", rand::random::<u64>()));
+        let ca_file =
+            std::env::temp_dir().join(format!("acoustic-ca-{:x}.pem", rand::random::<u64>()));
         discord.write_ca_file(&ca_file).unwrap();
         let mut node_opts = opts.node.clone();
-        node_opts.env.push(("SSL_CERT_FILE".into(), ca_file.display().to_string()));
+        node_opts
+            .env
+            .push(("SSL_CERT_FILE".into(), ca_file.display().to_string()));
         let node = TestNode::start_with(node_opts).await;
         let media = MediaServer::start(super::media_dir());
-        Rig { discord, node, media, ca_file }
+        Rig {
+            discord,
+            node,
+            media,
+            ca_file,
+        }
     }
 
     /// A client WebSocket for the bot.
     pub async fn ws(&self) -> WsClient {
-        self.node.ws_with(&[("User-Id", &BOT_USER.to_string()), ("Client-Name", "acoustic-e2e/1.0")]).await
+        self.node
+            .ws_with(&[
+                ("User-Id", &BOT_USER.to_string()),
+                ("Client-Name", "acoustic-e2e/1.0"),
+            ])
+            .await
     }
 
     /// Registers a voice session for `guild` at the fake server and returns the PATCH `voice`.
@@ -72,7 +91,10 @@ impl Rig {
     /// Loads a generated media file through the http source; returns the track JSON.
     pub async fn load(&self, media_path: &str) -> Value {
         let url = self.media.url(media_path);
-        let (status, body) = self.node.get_json(&format!("/v4/loadtracks?identifier={}", urlencode(&url))).await;
+        let (status, body) = self
+            .node
+            .get_json(&format!("/v4/loadtracks?identifier={}", urlencode(&url)))
+            .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["loadType"], "track", "{media_path}: {body}");
         body["data"].clone()
@@ -88,7 +110,9 @@ impl Rig {
     }
 
     pub fn report(&self, guild: u64) -> StreamReport {
-        self.discord.stream_report(guild).expect("a stream for the guild")
+        self.discord
+            .stream_report(guild)
+            .expect("a stream for the guild")
     }
 }
 
@@ -100,13 +124,19 @@ impl Drop for Rig {
 
 /// The decoded PCM of a report as analysable audio.
 pub fn report_audio(report: &StreamReport) -> Audio {
-    Audio::new(48_000, 2, report.pcm.iter().map(|s| *s as f32 / 32768.0).collect())
+    Audio::new(
+        48_000,
+        2,
+        report.pcm.iter().map(|s| *s as f32 / 32768.0).collect(),
+    )
 }
 
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
