@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::player::PlayerContext;
 use crate::protocol::info::{Git, Info, Plugin, Version};
 use crate::protocol::stats::{Cpu, FrameStats, Memory, Stats};
+use crate::resolver::{YtDlpResolver, YtDlpSettings};
 use crate::routeplanner::RoutePlanner;
 use crate::session::{Session, Sessions};
 use crate::sources::{ProxySettings, SourceManagers, SourceSettings};
@@ -44,15 +45,20 @@ impl Node {
             user: Some(config.http_proxy.proxy_user.clone()).filter(|u| !u.is_empty()),
             password: Some(config.http_proxy.proxy_password.clone()).filter(|p| !p.is_empty()),
         });
-        let sources = Arc::new(SourceManagers::new(SourceSettings {
-            http: config.sources.http,
-            local: config.sources.local,
-            local_directories: config.local_directories.clone(),
-            connect_timeout: Duration::from_millis(config.connect_timeout_ms),
-            read_timeout: Duration::from_millis(config.socket_timeout_ms),
-            proxy,
-            read_ahead_bytes: config.read_ahead_bytes,
-        }));
+        let ytdlp = start_ytdlp(&config, route_planner.clone());
+        let sources = Arc::new(SourceManagers::new(
+            SourceSettings {
+                http: config.sources.http,
+                local: config.sources.local,
+                local_directories: config.local_directories.clone(),
+                connect_timeout: Duration::from_millis(config.connect_timeout_ms),
+                read_timeout: Duration::from_millis(config.socket_timeout_ms),
+                proxy,
+                read_ahead_bytes: config.read_ahead_bytes,
+                route_planner: route_planner.clone(),
+            },
+            ytdlp,
+        ));
         let engine = AudioEngine::new(
             config.audio_workers,
             PipelineSettings {
@@ -168,6 +174,30 @@ impl Node {
             }
         });
     }
+}
+
+/// Finds yt-dlp and starts its warm helper (blocking until it is ready, so `/v4/info` lists its
+/// sources from the start), unless every source it would serve is disabled.
+fn start_ytdlp(
+    config: &Config,
+    route_planner: Option<Arc<RoutePlanner>>,
+) -> Option<Arc<YtDlpResolver>> {
+    let settings = YtDlpSettings {
+        route_planner,
+        ..YtDlpSettings::from_config(config)
+    };
+    let s = &settings.sources;
+    if !(s.youtube || s.soundcloud || s.bandcamp || s.twitch || s.vimeo || s.niconico || s.generic)
+    {
+        return None;
+    }
+    // The helper's I/O tasks live on the node's (multi-threaded) runtime.
+    let handle = tokio::runtime::Handle::try_current().ok()?;
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        tracing::warn!("yt-dlp sources are off: the node is not on a multi-threaded runtime");
+        return None;
+    }
+    tokio::task::block_in_place(|| handle.block_on(YtDlpResolver::detect(settings)))
 }
 
 fn build_info(config: &Config, sources: &SourceManagers) -> Info {

@@ -98,6 +98,7 @@ pub struct RoutePlannerStatus {
     pub details: serde_json::Value,
 }
 
+#[derive(Debug)]
 struct State {
     /// Addresses marked failing, with the epoch ms they were marked.
     failing: HashMap<IpAddr, i64>,
@@ -112,6 +113,7 @@ struct State {
 }
 
 /// The planner.
+#[derive(Debug)]
 pub struct RoutePlanner {
     blocks: Vec<IpBlock>,
     excluded: Vec<IpAddr>,

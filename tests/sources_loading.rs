@@ -28,11 +28,12 @@ fn settings() -> SourceSettings {
         read_timeout: Duration::from_secs(2),
         proxy: None,
         read_ahead_bytes: 256 * 1024,
+        route_planner: None,
     }
 }
 
 fn http_sources() -> SourceManagers {
-    SourceManagers::new(settings())
+    SourceManagers::new(settings(), None)
 }
 
 fn server() -> MediaServer {
@@ -309,10 +310,13 @@ async fn bad_urls_and_unreachable_hosts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_disabled_claims_nothing() {
     let server = server();
-    let sources = SourceManagers::new(SourceSettings {
-        http: false,
-        ..settings()
-    });
+    let sources = SourceManagers::new(
+        SourceSettings {
+            http: false,
+            ..settings()
+        },
+        None,
+    );
     assert!(sources.names().is_empty());
     assert_eq!(
         sources.load(&server.url("staircase/staircase.flac")).await,
@@ -375,24 +379,98 @@ async fn m3u_and_pls_playlists() {
         server.url("staircase/staircase-mono.wav")
     );
 
-    // HLS is recognised and refused clearly.
+    // An HLS playlist whose segment is missing fails clearly at load.
     server.put(
         "live.m3u8",
         "#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:6,\nseg0.ts\n",
         Some("application/vnd.apple.mpegurl"),
     );
     match sources.load(&server.url("live.m3u8")).await {
-        LoadedItem::Error(e) => assert!(e.message.unwrap().contains("HLS")),
+        LoadedItem::Error(e) => {
+            assert_eq!(e.message.as_deref(), Some("That URL is not playable."));
+            assert!(e.cause_stack_trace.contains("HLS segment"), "{e:?}");
+        }
         other => panic!("expected an error, got {other:?}"),
     }
 }
 
+/// HLS playlists load as one track: VOD with its length and seekable, through a master playlist
+/// as `m3u|hls-outer`, a media playlist as `m3u|hls-inner`.
+#[tokio::test]
+async fn hls_playlists_load_as_one_track() {
+    let server = server();
+    let sources = http_sources();
+    for (path, probe) in [
+        ("hls/ts/index.m3u8", "m3u|hls-inner"),
+        ("hls/fmp4/index.m3u8", "m3u|hls-inner"),
+        ("hls/master-variants.m3u8", "m3u|hls-outer"),
+        ("hls/master-renditions.m3u8", "m3u|hls-outer"),
+    ] {
+        let track = match sources.load(&server.url(path)).await {
+            LoadedItem::Track(t) => t,
+            other => panic!("{path}: {other:?}"),
+        };
+        assert_eq!(
+            track.details,
+            acoustic::protocol::track_codec::SourceDetails::ProbeInfo(probe.into()),
+            "{path}"
+        );
+        assert!(
+            (9_900..=10_200).contains(&track.info.length),
+            "{path}: length {}",
+            track.info.length
+        );
+        assert!(track.info.is_seekable && !track.info.is_stream, "{path}");
+        assert_eq!(track.info.identifier, server.url(path));
+        assert_eq!(track.info.source_name, "http");
+    }
+    // The masters were seen through to the best audio rendition only.
+    assert!(server.requests_for("hls/missing-low/index.m3u8").is_empty());
+    assert!(
+        server
+            .requests_for("hls/missing-video/index.m3u8")
+            .is_empty()
+    );
+    assert!(server.requests_for("hls/missing-de/index.m3u8").is_empty());
+
+    // A live playlist (no ENDLIST) is a stream.
+    let live = std::fs::read_to_string(media("hls/ts/index.m3u8"))
+        .unwrap()
+        .replace("#EXT-X-PLAYLIST-TYPE:VOD\n", "")
+        .replace("#EXT-X-ENDLIST\n", "")
+        .replace("seg0", "ts/seg0");
+    server.put("hls/live.m3u8", live, Some("application/vnd.apple.mpegurl"));
+    let track = match sources.load(&server.url("hls/live.m3u8")).await {
+        LoadedItem::Track(t) => t,
+        other => panic!("{other:?}"),
+    };
+    assert!(track.info.is_stream && !track.info.is_seekable);
+    assert_eq!(track.info.length, i64::MAX);
+
+    // Encrypted segments are refused.
+    server.put(
+        "hls/enc.m3u8",
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-KEY:METHOD=AES-128,URI=\"k\"\n#EXTINF:2,\nts/seg00.ts\n#EXT-X-ENDLIST\n",
+        Some("application/vnd.apple.mpegurl"),
+    );
+    match sources.load(&server.url("hls/enc.m3u8")).await {
+        LoadedItem::Error(e) => assert_eq!(
+            e.message.as_deref(),
+            Some("Encrypted HLS streams are not supported.")
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
 fn local_sources(dirs: Vec<PathBuf>) -> SourceManagers {
-    SourceManagers::new(SourceSettings {
-        local: true,
-        local_directories: dirs,
-        ..settings()
-    })
+    SourceManagers::new(
+        SourceSettings {
+            local: true,
+            local_directories: dirs,
+            ..settings()
+        },
+        None,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,7 +509,7 @@ async fn local_files_inside_the_directories_only() {
     assert!(sources.open(&forged).await.is_err());
 
     // Disabled: not even files inside are claimed.
-    let off = SourceManagers::new(settings());
+    let off = SourceManagers::new(settings(), None);
     assert_eq!(off.load(flac.to_str().unwrap()).await, LoadedItem::Empty);
 }
 
@@ -550,10 +628,13 @@ async fn seeking_far_ahead_asks_for_a_range() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_server_times_out_instead_of_hanging() {
     let server = server();
-    let sources = SourceManagers::new(SourceSettings {
-        read_timeout: Duration::from_millis(400),
-        ..settings()
-    });
+    let sources = SourceManagers::new(
+        SourceSettings {
+            read_timeout: Duration::from_millis(400),
+            ..settings()
+        },
+        None,
+    );
     let path = "staircase/staircase-44k.wav";
     let url = server.url(path);
     let track = expect_track(sources.load(&url).await);
@@ -742,15 +823,18 @@ async fn requests_go_through_the_configured_proxy() {
     use acoustic::sources::ProxySettings;
     // The media server stands in for the proxy: it logs the absolute-form request it receives.
     let proxy = server();
-    let sources = SourceManagers::new(SourceSettings {
-        proxy: Some(ProxySettings {
-            host: proxy.addr().ip().to_string(),
-            port: proxy.addr().port(),
-            user: Some("bot".into()),
-            password: Some("secret".into()),
-        }),
-        ..settings()
-    });
+    let sources = SourceManagers::new(
+        SourceSettings {
+            proxy: Some(ProxySettings {
+                host: proxy.addr().ip().to_string(),
+                port: proxy.addr().port(),
+                user: Some("bot".into()),
+                password: Some("secret".into()),
+            }),
+            ..settings()
+        },
+        None,
+    );
     let _ = sources.load("http://music.invalid/song.mp3").await;
     let seen = proxy.requests();
     assert_eq!(seen.len(), 1, "{seen:?}");

@@ -6,7 +6,8 @@ of threads, so several resolutions proceed at once; each thread keeps its own Yo
 
 Requests
     {"id": N, "op": "extract", "url": U, "flat": bool, "playlist_end": int|null,
-     "playlist_start": int|null, "complete": bool, "format": str|null}
+     "playlist_start": int|null, "complete": bool, "format": str|null,
+     "source_address": str|null}             (the local address to send from, if not the default)
     {"id": N, "op": "cancel", "target": M}     drop request M if it has not started yet
     {"id": N, "op": "ping"}
 Replies
@@ -102,19 +103,40 @@ def base_params():
     return params
 
 
+# YoutubeDL objects kept per thread for requests sent from other local addresses (the route
+# planner's): a YoutubeDL binds its connections to one address when it is made.
+MAX_ROUTED = 16
+
+
 def ydl():
-    """This thread's YoutubeDL object (created on first use)."""
+    """This thread's YoutubeDL object for the current request's source address (created on
+    first use)."""
+    address = getattr(LOCAL, "address", None)
+    if address:
+        routed = getattr(LOCAL, "routed", None)
+        if routed is None:
+            routed = LOCAL.routed = {}
+        inst = routed.get(address)
+        if inst is None:
+            if len(routed) >= MAX_ROUTED:
+                routed.clear()
+            inst = routed[address] = make_ydl(dict(base_params(), source_address=address))
+        return inst
     inst = getattr(LOCAL, "ydl", None)
     if inst is None:
-        import yt_dlp
+        inst = LOCAL.ydl = make_ydl(base_params())
+    return inst
 
-        inst = yt_dlp.YoutubeDL(base_params())
-        search = BANDCAMP_SEARCH_IE()
-        inst.add_info_extractor(search)
-        # First in line: the generic extractor (last of the built-in ones) would claim it.
-        key = search.ie_key()
-        inst._ies = {key: inst._ies.pop(key), **inst._ies}
-        LOCAL.ydl = inst
+
+def make_ydl(params):
+    import yt_dlp
+
+    inst = yt_dlp.YoutubeDL(params)
+    search = BANDCAMP_SEARCH_IE()
+    inst.add_info_extractor(search)
+    # First in line: the generic extractor (last of the built-in ones) would claim it.
+    key = search.ie_key()
+    inst._ies = {key: inst._ies.pop(key), **inst._ies}
     return inst
 
 
@@ -143,8 +165,9 @@ def needs_completion(entry):
     return not entry.get("title") or entry.get("duration") is None
 
 
-def complete_entry(entry):
+def complete_entry(entry, address):
     """Full extraction of a flat playlist entry that lacks its title or duration."""
+    LOCAL.address = address
     inst = ydl()
     params = inst.params
     params["extract_flat"] = False
@@ -164,6 +187,7 @@ COMPLETION_POOL = None
 
 
 def run_extract(req):
+    LOCAL.address = req.get("source_address") or None
     inst = ydl()
     params = inst.params
     flat = bool(req.get("flat"))
@@ -187,7 +211,8 @@ def run_extract(req):
         entries = out["entries"]
         todo = [i for i, e in enumerate(entries) if needs_completion(e)]
         if todo:
-            results = COMPLETION_POOL.map(lambda i: complete_entry(entries[i]), todo)
+            address = LOCAL.address
+            results = COMPLETION_POOL.map(lambda i: complete_entry(entries[i], address), todo)
             for i, full in zip(todo, list(results)):
                 entries[i] = trim(inst.sanitize_info(full, remove_private_keys=False)) if full else None
             out["entries"] = [e for e in entries if e is not None]

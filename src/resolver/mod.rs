@@ -49,6 +49,7 @@ use serde_json::{Value, json};
 
 use crate::protocol::load::{Exception, Severity};
 use crate::protocol::track_codec::DetailsLayout;
+use crate::routeplanner::RoutePlanner;
 use crate::sources::{LoadedItem, TrackData};
 
 use cache::Cache;
@@ -120,6 +121,9 @@ pub struct YtDlpSettings {
     pub proxy: Option<String>,
     /// Local address yt-dlp's requests are sent from.
     pub source_address: Option<IpAddr>,
+    /// Lavalink's route planner: when set, each request is sent from the planner's next address
+    /// (overriding `source_address`), and a 429 marks that address failing.
+    pub route_planner: Option<Arc<RoutePlanner>>,
     /// yt-dlp's cache directory (YouTube player data); `None` disables it.
     pub cache_dir: Option<PathBuf>,
     /// Base URL of Bandcamp for `bcsearch:` (a mirror, or a test server).
@@ -147,6 +151,7 @@ impl Default for YtDlpSettings {
             cache_capacity: 512,
             proxy: None,
             source_address: None,
+            route_planner: None,
             cache_dir: None,
             bandcamp_base_url: None,
         }
@@ -253,8 +258,9 @@ pub struct YtDlpResolver {
     cache: parking_lot::Mutex<Cache>,
 }
 
-/// A yt-dlp request: the extraction parameters the helper understands.
-fn request_for(query: &Query, need_format: bool) -> Value {
+/// A yt-dlp request: the extraction parameters the helper understands. `source_address`: the
+/// local address its requests leave from (the route planner's), if any.
+fn request_for(query: &Query, need_format: bool, source_address: Option<IpAddr>) -> Value {
     json!({
         "op": "extract",
         "url": query.url,
@@ -264,6 +270,7 @@ fn request_for(query: &Query, need_format: bool) -> Value {
         "playlist_end": query.playlist_end,
         "need_format": need_format,
         "format": FORMAT,
+        "source_address": source_address.map(|a| a.to_string()),
     })
 }
 
@@ -448,7 +455,25 @@ impl YtDlpResolver {
         {
             return Ok(hit);
         }
-        let result = self.helper.request(request_for(query, need_format)).await;
+        let address = match &self.settings.route_planner {
+            Some(planner) => Some(planner.next_address().ok_or_else(|| {
+                Outcome::Error(error::resolver_fault(
+                    "the route planner has no usable address (all are failing or excluded)",
+                ))
+            })?),
+            None => None,
+        };
+        let result = self
+            .helper
+            .request(request_for(query, need_format, address))
+            .await;
+        if let (Err(RequestError::Failed(e)), Some(planner), Some(address)) =
+            (&result, &self.settings.route_planner, address)
+            && e.http_status == Some(429)
+            && (query.kind != Kind::Search || planner.search_triggers_fail)
+        {
+            planner.mark_failing(address);
+        }
         match result {
             Ok(info) => {
                 let info = Arc::new(info);

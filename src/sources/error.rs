@@ -12,6 +12,7 @@ pub const NOT_A_VALID_URL: &str = "Not a valid URL.";
 pub const NOT_PLAYABLE: &str = "That URL is not playable.";
 pub const UNKNOWN_FORMAT: &str = "Unknown file format.";
 pub const CONNECT_FAILED: &str = "Connecting to the URL failed.";
+pub const UNSUPPORTED_FORMAT: &str = "Unsupported file format.";
 
 /// A friendly exception with what caused it (`cause_type`: a short type name, `detail`: text).
 pub fn friendly(message: &str, severity: Severity, cause_type: &str, detail: &str) -> Exception {

@@ -107,7 +107,7 @@ impl LocalSource {
     ) -> LoadedItem {
         let parsed = playlist::parse(kind, text);
         if parsed.is_hls {
-            return hls::load(&path.display().to_string(), text).unwrap_or_else(LoadedItem::Error);
+            return LoadedItem::Error(hls::local_unsupported(&path.display().to_string()));
         }
         let name = parsed
             .name
@@ -275,6 +275,7 @@ mod tests {
             read_timeout: Duration::from_secs(1),
             proxy: None,
             read_ahead_bytes: 1 << 20,
+            route_planner: None,
         }
     }
 

@@ -1,7 +1,11 @@
 //! Sources: turn an identifier into track(s) (`/v4/loadtracks`) and open a track's bytes for
-//! playback. Only the `local` and `http` sources live here so far, asked in Lavalink's order
-//! (`local` before `http`, which is the catch-all for URLs); M3U/PLS playlists are followed by
-//! both. Container sniffing and symphonia probing are shared by the two.
+//! playback. Asked in Lavalink's order: the yt-dlp backed sites (youtube, soundcloud, bandcamp,
+//! twitch, vimeo, niconico — when yt-dlp was found), then `local`, then `http`, the catch-all
+//! for URLs; an `http(s)` URL the http source cannot play (a web page, an unknown format) is
+//! then offered to yt-dlp's other extractors. M3U/PLS playlists are followed by local and http;
+//! HLS is played by [`hls`]. A yt-dlp track plays by resolving its page again (stream URLs
+//! expire) and reading the media URL through the same HTTP or HLS reader, with the headers
+//! yt-dlp asks for. Container sniffing and symphonia probing are shared.
 
 pub mod error;
 pub mod hls;
@@ -10,6 +14,7 @@ pub mod local;
 pub mod playlist;
 pub mod probe;
 pub mod sniff;
+pub mod window;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,9 +23,11 @@ use std::time::Duration;
 use crate::protocol::load::Exception;
 use crate::protocol::track::TrackInfo;
 use crate::protocol::track_codec::{DetailsLayout, SourceDetails};
+use crate::routeplanner::RoutePlanner;
 
 use self::http::HttpSource;
 use self::local::LocalSource;
+use crate::resolver::{StreamProtocol, StreamTarget, YtDlpResolver};
 
 /// Source configuration, filled from `application.yml` (`lavalink.server.sources.*`,
 /// `httpConfig`, `timeouts`).
@@ -38,6 +45,8 @@ pub struct SourceSettings {
     pub proxy: Option<ProxySettings>,
     /// Bound on compressed bytes read ahead of the decoder per HTTP stream.
     pub read_ahead_bytes: usize,
+    /// Lavalink's route planner: when set, every outgoing request is bound to its addresses.
+    pub route_planner: Option<Arc<RoutePlanner>>,
 }
 
 impl Default for SourceSettings {
@@ -50,6 +59,7 @@ impl Default for SourceSettings {
             read_timeout: Duration::from_millis(3000),
             proxy: None,
             read_ahead_bytes: 4 * 1024 * 1024,
+            route_planner: None,
         }
     }
 }
@@ -163,26 +173,42 @@ pub trait MediaReader: symphonia::core::io::MediaSource {
     fn readiness_handle(&self) -> ReadinessHandle;
 }
 
-/// The registry of source managers, asked in Lavalink's order: `local`, then `http` last.
+/// The registry of source managers, asked in Lavalink's order: the yt-dlp sites, `local`, then
+/// `http` last.
 pub struct SourceManagers {
+    ytdlp: Option<Arc<YtDlpResolver>>,
     local: Option<LocalSource>,
-    http: Option<HttpSource>,
+    /// Always built: it also plays what yt-dlp resolves. Loads only when `http_enabled`.
+    http: HttpSource,
+    http_enabled: bool,
 }
 
 impl SourceManagers {
-    pub fn new(settings: SourceSettings) -> Self {
+    /// The sources `settings` enables, and the yt-dlp backed ones if a resolver was found.
+    pub fn new(settings: SourceSettings, ytdlp: Option<Arc<YtDlpResolver>>) -> Self {
         let local = settings.local.then(|| LocalSource::new(&settings));
-        let http = settings.http.then(|| HttpSource::new(&settings));
-        SourceManagers { local, http }
+        SourceManagers {
+            ytdlp,
+            local,
+            http: HttpSource::new(&settings),
+            http_enabled: settings.http,
+        }
+    }
+
+    fn http(&self) -> Option<&HttpSource> {
+        self.http_enabled.then_some(&self.http)
     }
 
     /// Enabled `sourceName`s, in registration order (for `/v4/info`).
     pub fn names(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
+        if let Some(ytdlp) = &self.ytdlp {
+            names.extend(ytdlp.source_names());
+        }
         if self.local.is_some() {
             names.push(local::SOURCE_NAME);
         }
-        if self.http.is_some() {
+        if self.http_enabled {
             names.push(http::SOURCE_NAME);
         }
         names
@@ -192,22 +218,34 @@ impl SourceManagers {
     pub fn details_layout(&self, source_name: &str) -> Option<DetailsLayout> {
         match source_name {
             local::SOURCE_NAME if self.local.is_some() => Some(DetailsLayout::ProbeInfo),
-            http::SOURCE_NAME if self.http.is_some() => Some(DetailsLayout::ProbeInfo),
-            _ => None,
+            http::SOURCE_NAME if self.http_enabled => Some(DetailsLayout::ProbeInfo),
+            other => self.ytdlp.as_ref()?.details_layout(other),
         }
     }
 
     /// Resolves an identifier: the first source that claims it answers; nobody → `Empty`.
     pub async fn load(&self, identifier: &str) -> LoadedItem {
+        if let Some(ytdlp) = &self.ytdlp
+            && let Some(item) = ytdlp.load(identifier).await
+        {
+            return item;
+        }
         if let Some(local) = &self.local
             && let Some(path) = local.resolve(identifier).await
         {
-            return local.load(path, self.http.as_ref()).await;
+            return local.load(path, self.http()).await;
         }
-        if let Some(http) = &self.http
+        if let Some(http) = self.http()
             && http::claims(identifier)
         {
-            return http.load(identifier).await;
+            let item = http.load(identifier).await;
+            if let (LoadedItem::Error(e), Some(ytdlp)) = (&item, &self.ytdlp)
+                && wants_fallback(e)
+                && let Some(other) = ytdlp.fallback(identifier.trim()).await
+            {
+                return other;
+            }
+            return item;
         }
         LoadedItem::Empty
     }
@@ -219,11 +257,55 @@ impl SourceManagers {
                 Some(local) => local.open(track).await,
                 None => Err(error::source_disabled(local::SOURCE_NAME)),
             },
-            http::SOURCE_NAME => match &self.http {
+            http::SOURCE_NAME => match self.http() {
                 Some(http) => http.open(track).await,
                 None => Err(error::source_disabled(http::SOURCE_NAME)),
             },
-            other => Err(error::source_disabled(other)),
+            other => match &self.ytdlp {
+                Some(ytdlp) if ytdlp.plays(other) => {
+                    let target = ytdlp.stream(track).await?;
+                    self.open_target(target).await
+                }
+                _ => Err(error::source_disabled(other)),
+            },
         }
     }
+
+    /// Opens what yt-dlp resolved: a plain HTTP resource or an HLS playlist, with its headers.
+    async fn open_target(&self, target: StreamTarget) -> Result<OpenedMedia, Exception> {
+        let url = playlist::parse_http_url(&target.url)
+            .ok_or_else(|| error::not_a_valid_url(&target.url))?;
+        match target.protocol {
+            StreamProtocol::Http => {
+                let container = target
+                    .container
+                    .as_deref()
+                    .and_then(sniff::Container::from_extension);
+                let mime = target.mime();
+                let mut media = self.http.open_url(url, target.headers, container).await?;
+                if media.mime.is_none() {
+                    media.mime = mime.map(str::to_string);
+                }
+                Ok(media)
+            }
+            StreamProtocol::Hls => hls::open(&self.http.hls_context(target.headers), url).await,
+            StreamProtocol::Dash => Err(error::unsupported_media(
+                "This track is only available as DASH segments, which cannot be played.",
+                &target.url,
+            )),
+            StreamProtocol::Other(protocol) => Err(error::unsupported_media(
+                "This track's stream cannot be played.",
+                &format!("protocol {protocol}"),
+            )),
+        }
+    }
+}
+
+/// Whether the http source's failure on a URL is one yt-dlp's extractors may do better on: the
+/// URL is a web page, or media of a kind the http source does not know.
+fn wants_fallback(e: &Exception) -> bool {
+    matches!(
+        e.message.as_deref(),
+        Some(error::UNKNOWN_FORMAT | error::UNSUPPORTED_FORMAT)
+    )
 }

@@ -103,7 +103,7 @@ pub fn inspect(
             Ok(Inspection::Playlist { kind, text })
         }
         Sniffed::Unsupported(what) => Err(error::unsupported_media(
-            "Unsupported file format.",
+            error::UNSUPPORTED_FORMAT,
             &format!("the media is {what}"),
         )),
         Sniffed::Markup => Err(error::unknown_format("the content is a web page (markup)")),

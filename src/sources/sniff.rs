@@ -46,6 +46,22 @@ impl Container {
         Container::ALL.into_iter().find(|c| c.probe_name() == name)
     }
 
+    /// The container a file extension names (as yt-dlp reports a format's `ext`).
+    pub fn from_extension(ext: &str) -> Option<Container> {
+        Some(
+            match ext.trim_start_matches('.').to_ascii_lowercase().as_str() {
+                "mp3" => Container::Mp3,
+                "flac" => Container::Flac,
+                "wav" | "wave" => Container::Wav,
+                "ogg" | "oga" | "opus" => Container::Ogg,
+                "m4a" | "mp4" | "m4b" | "mov" => Container::Mp4,
+                "webm" | "weba" | "mkv" | "mka" => Container::Matroska,
+                "aac" => Container::Adts,
+                _ => return None,
+            },
+        )
+    }
+
     /// A file extension naming the container, as a demuxer hint.
     pub fn extension(self) -> &'static str {
         match self {

@@ -64,8 +64,10 @@ fi
 
 echo "generate.sh: writing test media into $out" >&2
 rm -f "$out/.stamp" "$out/.manifest"
-rm -rf "$out/staircase" "$out/signals" "$out/faults" "$out/playlist.m3u" "$out/playlist.pls"
-mkdir -p "$out/staircase" "$out/signals" "$out/faults/truncated" "$out/faults/corrupt"
+rm -rf "$out/staircase" "$out/signals" "$out/faults" "$out/hls" "$out/icy" "$out/playlist.m3u" \
+    "$out/playlist.pls"
+mkdir -p "$out/staircase" "$out/signals" "$out/faults/truncated" "$out/faults/corrupt" \
+    "$out/hls/ts" "$out/hls/fmp4" "$out/icy"
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
@@ -169,6 +171,48 @@ ff -f lavfi -i "aevalsrc=exprs=0.5*sin(2*PI*1000*t)|0.5*sin(2*PI*1000*t):s=48000
 # White and pink noise, repeatable (sox -R), independent per channel (one generator each).
 sox -R -n -r 48000 -c 2 -b 16 -e signed-integer "$g/white-noise.wav" synth "$SIG_SECONDS" whitenoise whitenoise vol 0.25
 sox -R -n -r 48000 -c 2 -b 16 -e signed-integer "$g/pink-noise.wav" synth "$SIG_SECONDS" pinknoise pinknoise vol 0.25
+
+# ---------------------------------------------------------------------------------------------
+# HLS: the staircase as AAC-LC 128 kbps in 2 s segments, as MPEG-TS (ADTS in PES) and as fMP4
+# (an init segment, then moof+mdat segments), each with a VOD media playlist; and master
+# playlists that the sources must see through to the best audio rendition.
+
+h="$out/hls"
+hls_common=(-c:a aac -profile:a aac_low -b:a 128k -f hls -hls_time 2 -hls_playlist_type vod
+    -hls_list_size 0)
+ff -i "$m44" "${hls_common[@]}" -hls_segment_type mpegts -hls_segment_filename "$h/ts/seg%02d.ts" \
+    "${bx[@]}" "$h/ts/index.m3u8"
+ff -i "$m44" "${hls_common[@]}" -hls_segment_type fmp4 -hls_fmp4_init_filename init.mp4 \
+    -hls_segment_filename "$h/fmp4/seg%02d.m4s" "${bx[@]}" "$h/fmp4/index.m3u8"
+# Variants: a low audio-only one and a video one (neither exists: picking either fails), and the
+# best audio-only one (the TS playlist).
+cat >"$h/master-variants.m3u8" <<'EOF'
+#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-STREAM-INF:BANDWIDTH=64000,CODECS="mp4a.40.2"
+missing-low/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=2500000,CODECS="avc1.64001f,mp4a.40.2",RESOLUTION=1280x720
+missing-video/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=140000,CODECS="mp4a.40.2"
+ts/index.m3u8
+EOF
+# A video variant whose audio is an EXT-X-MEDIA rendition group: the default rendition (fMP4).
+cat >"$h/master-renditions.m3u8" <<'EOF'
+#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="other",LANGUAGE="de",DEFAULT=NO,AUTOSELECT=YES,URI="missing-de/index.m3u8"
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="main",LANGUAGE="en",DEFAULT=YES,AUTOSELECT=YES,URI="fmp4/index.m3u8"
+#EXT-X-STREAM-INF:BANDWIDTH=2500000,CODECS="avc1.64001f,mp4a.40.2",RESOLUTION=1280x720,AUDIO="aud"
+missing-video/index.m3u8
+EOF
+
+# ---------------------------------------------------------------------------------------------
+# Internet radio (ICY): 30 s of a steady 440 Hz tone at peak 0.5 as MP3 CBR 128 kbps without
+# tags, which the test media server streams endlessly with `icy-metaint` blocks in between.
+
+ff -f lavfi -i "aevalsrc=exprs=0.5*sin(2*PI*440*t)|0.5*sin(2*PI*440*t):s=44100:c=stereo:d=30" \
+    -c:a libmp3lame -b:a 128k -id3v2_version 0 -write_id3v1 0 -write_xing 0 "${bx[@]}" \
+    "$out/icy/tone-440.mp3"
 
 # ---------------------------------------------------------------------------------------------
 # Faults

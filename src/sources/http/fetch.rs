@@ -1,10 +1,15 @@
 //! One HTTP GET from a byte offset, following redirects ourselves (at most five), so the final
-//! URL is known and every hop carries the `Range` header.
+//! URL is known and every hop carries the `Range` header. Every request asks for in-band ICY
+//! metadata (`Icy-MetaData: 1`), as radio players do; servers that have none ignore it. With a
+//! route planner, each request leaves from the planner's address and a 429 is tried again from
+//! another (see [`super::net`]).
 
 use std::time::Duration;
 
 use reqwest::header::{LOCATION, RANGE};
-use reqwest::{Response, Url};
+use reqwest::{Response, StatusCode, Url};
+
+use super::net::Net;
 
 /// Redirects followed before giving up.
 pub const MAX_REDIRECTS: usize = 5;
@@ -29,12 +34,14 @@ pub enum FetchError {
 }
 
 /// GETs bytes `start..=end` of `url` (`Range: bytes=<start>-[<end>]`, sent from 0 too, so a
-/// server that supports ranges says so). `timeout` bounds the wait for each response's headers.
+/// server that supports ranges says so), with `headers` added (a resolver's User-Agent, Cookie,
+/// Referer …). `timeout` bounds the wait for each response's headers.
 pub async fn fetch(
-    client: &reqwest::Client,
+    net: &Net,
     mut url: Url,
     start: u64,
     end: Option<u64>,
+    headers: &[(String, String)],
     timeout: Duration,
 ) -> Result<Fetched, FetchError> {
     let range = match end {
@@ -42,8 +49,17 @@ pub async fn fetch(
         None => format!("bytes={start}-"),
     };
     let mut redirects = 0;
+    let mut tries = 0;
     loop {
-        let request = client.get(url.clone()).header(RANGE, &range);
+        let (address, client) = net.pick().map_err(FetchError::Connect)?;
+        let mut request = client
+            .get(url.clone())
+            .header(RANGE, &range)
+            .header("Icy-MetaData", "1");
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        tries += 1;
         let response = match tokio::time::timeout(timeout, request.send()).await {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => return Err(FetchError::Connect(describe(&e))),
@@ -54,6 +70,10 @@ pub async fn fetch(
                 )));
             }
         };
+        if response.status() == StatusCode::TOO_MANY_REQUESTS && net.rate_limited(address, tries) {
+            tracing::debug!(%url, ?address, "429 Too Many Requests; trying another address");
+            continue;
+        }
         let location = response
             .status()
             .is_redirection()

@@ -3,8 +3,11 @@
 //! with ranged reads, and follows M3U/PLS playlists; playback opens a streaming reader.
 
 pub mod fetch;
+pub mod icy;
+pub mod net;
 pub mod reader;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -16,10 +19,11 @@ use crate::protocol::track::{TrackInfo, UNKNOWN_LENGTH};
 use crate::protocol::track_codec::SourceDetails;
 
 use self::fetch::{FetchError, Fetched, fetch};
+use self::net::Net;
 use self::reader::{HttpReader, StreamConfig};
 use super::playlist::{self, ParsedPlaylist};
 use super::probe::{self, Inspection, ProbeOutcome};
-use super::sniff::{Container, MediaHint, PlaylistKind};
+use super::sniff::{self, Container, MediaHint, PlaylistKind, Sniffed};
 use super::{LoadedItem, OpenedMedia, SourceSettings, TrackData, error, hls};
 
 pub const SOURCE_NAME: &str = "http";
@@ -29,8 +33,6 @@ pub const SOURCE_NAME: &str = "http";
 const PROBE_CHUNK: u64 = 64 * 1024;
 /// Playlist entries probed at the same time.
 const PLAYLIST_CONCURRENCY: usize = 4;
-
-const USER_AGENT: &str = concat!("Acoustic/", env!("CARGO_PKG_VERSION"));
 
 pub const UNKNOWN_TITLE: &str = "Unknown title";
 pub const UNKNOWN_ARTIST: &str = "Unknown artist";
@@ -46,7 +48,7 @@ pub fn claims(identifier: &str) -> bool {
 }
 
 pub struct HttpSource {
-    client: reqwest::Client,
+    net: Arc<Net>,
     header_timeout: Duration,
     read_timeout: Duration,
     read_ahead: usize,
@@ -67,32 +69,22 @@ impl From<Exception> for Failure {
 
 impl HttpSource {
     pub fn new(settings: &SourceSettings) -> Self {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.read_timeout)
-            .pool_idle_timeout(Duration::from_secs(30));
-        builder = match &settings.proxy {
-            Some(proxy) => match proxy_for(proxy) {
-                Ok(p) => builder.proxy(p),
-                Err(e) => {
-                    tracing::error!("httpConfig proxy is not usable, going without it: {e}");
-                    builder.no_proxy()
-                }
-            },
-            // Only the configured proxy is used, never one from the environment.
-            None => builder.no_proxy(),
-        };
-        let client = builder
-            .build()
-            .expect("the HTTP client (TLS backend) could not be initialised");
         HttpSource {
-            client,
+            net: Net::new(settings),
             header_timeout: settings.connect_timeout + settings.read_timeout,
             read_timeout: settings.read_timeout,
             read_ahead: settings.read_ahead_bytes.max(64 * 1024),
         }
+    }
+
+    /// The network this source's requests go through (route planner included).
+    pub fn net(&self) -> &Arc<Net> {
+        &self.net
+    }
+
+    /// How long to wait for response headers, and for the next bytes.
+    pub fn timeouts(&self) -> (Duration, Duration) {
+        (self.header_timeout, self.read_timeout)
     }
 
     /// `/v4/loadtracks` for a URL.
@@ -118,8 +110,13 @@ impl HttpSource {
                 };
                 LoadedItem::Track(track_data(id, outcome, extra.fallback_title()))
             }
-            Ok((fetched_url, _, Inspection::Playlist { kind, text }, _)) => {
-                self.load_playlist(fetched_url, kind, &text).await
+            Ok((fetched_url, redirected, Inspection::Playlist { kind, text }, _)) => {
+                let id = if redirected {
+                    fetched_url.to_string()
+                } else {
+                    given
+                };
+                self.load_playlist(id, fetched_url, kind, &text).await
             }
         }
     }
@@ -141,10 +138,20 @@ impl HttpSource {
         }
     }
 
-    async fn load_playlist(&self, base: Url, kind: PlaylistKind, text: &str) -> LoadedItem {
+    async fn load_playlist(
+        &self,
+        identifier: String,
+        base: Url,
+        kind: PlaylistKind,
+        text: &str,
+    ) -> LoadedItem {
         let parsed = playlist::parse(kind, text);
         if parsed.is_hls {
-            return hls::load(base.as_str(), text).unwrap_or_else(LoadedItem::Error);
+            let ctx = self.hls_context(Vec::new());
+            return match hls::load(&ctx, identifier, base, text).await {
+                Ok(track) => LoadedItem::Track(track),
+                Err(e) => LoadedItem::Error(e),
+            };
         }
         let name = parsed
             .name
@@ -165,10 +172,11 @@ impl HttpSource {
     /// Fetches `url` and inspects what it serves.
     async fn inspect(&self, url: Url) -> Result<(Url, bool, Inspection, Extra), Failure> {
         let fetched = fetch(
-            &self.client,
+            &self.net,
             url,
             0,
             Some(PROBE_CHUNK - 1),
+            &[],
             self.header_timeout,
         )
         .await
@@ -191,28 +199,42 @@ impl HttpSource {
         }
         let hint = MediaHint::from_content_type(header(&response, CONTENT_TYPE.as_str()))
             .with_extension(url_extension(&url));
-        let extra = Extra {
-            icy_name: header(&response, "icy-name").map(str::to_string),
-        };
-        let config = self.stream_config(&url, PROBE_CHUNK as usize, Some(PROBE_CHUNK));
+        let icy_name = header(&response, "icy-name").map(str::to_string);
+        let config = self.stream_config(&url, Vec::new(), PROBE_CHUNK as usize, Some(PROBE_CHUNK));
         let reader = HttpReader::start(config, response);
+        let live = reader.is_live();
+        let title = reader.title_handle();
         let inspection = tokio::task::spawn_blocking(move || {
             probe::inspect(Box::new(reader), &hint, error::CONNECT_FAILED)
         })
         .await
         .map_err(|e| error::internal(&e.to_string()))??;
+        let inspection = match inspection {
+            // Internet radio never ends, whatever the first frames suggest.
+            Inspection::Media(outcome) if live => Inspection::Media(ProbeOutcome {
+                length_ms: None,
+                ..outcome
+            }),
+            other => other,
+        };
+        let extra = Extra {
+            stream_title: title.get(),
+            icy_name,
+        };
         Ok((url, redirected, inspection, extra))
     }
 
     fn stream_config(
         &self,
         url: &Url,
+        headers: Vec<(String, String)>,
         read_ahead: usize,
         request_len: Option<u64>,
     ) -> StreamConfig {
         StreamConfig {
-            client: self.client.clone(),
+            net: self.net.clone(),
             url: url.clone(),
+            headers,
             header_timeout: self.header_timeout,
             read_timeout: self.read_timeout,
             read_ahead,
@@ -220,13 +242,40 @@ impl HttpSource {
         }
     }
 
+    /// What the HLS reader needs to fetch playlists and segments.
+    pub fn hls_context(&self, headers: Vec<(String, String)>) -> hls::HlsContext {
+        hls::HlsContext {
+            net: self.net.clone(),
+            headers,
+            header_timeout: self.header_timeout,
+            read_timeout: self.read_timeout,
+            read_ahead: self.read_ahead,
+        }
+    }
+
     /// Opens an http track for playback.
     pub async fn open(&self, track: &TrackData) -> Result<OpenedMedia, Exception> {
-        let container = playback_container(&track.details)?;
         let location = track.info.uri.as_deref().unwrap_or(&track.info.identifier);
         let url =
             playlist::parse_http_url(location).ok_or_else(|| error::not_a_valid_url(location))?;
-        let fetched = fetch(&self.client, url, 0, None, self.header_timeout)
+        if let SourceDetails::ProbeInfo(info) = &track.details
+            && info.split('|').next() == Some("m3u")
+        {
+            return hls::open(&self.hls_context(Vec::new()), url).await;
+        }
+        let container = playback_container(&track.details)?;
+        self.open_url(url, Vec::new(), Some(container)).await
+    }
+
+    /// Opens `url` for playback, sending `headers` with every request. `container`: what the
+    /// media is known to be; `None` sniffs it from the first bytes.
+    pub async fn open_url(
+        &self,
+        url: Url,
+        headers: Vec<(String, String)>,
+        container: Option<Container>,
+    ) -> Result<OpenedMedia, Exception> {
+        let fetched = fetch(&self.net, url, 0, None, &headers, self.header_timeout)
             .await
             .map_err(|e| match fetch_error(e) {
                 Failure::Error(e) => e,
@@ -240,10 +289,16 @@ impl HttpSource {
             )));
         }
         let mime = header(&fetched.response, CONTENT_TYPE.as_str()).map(str::to_string);
+        let hint = MediaHint::from_content_type(mime.as_deref())
+            .with_extension(url_extension(&fetched.url));
         let reader = HttpReader::start(
-            self.stream_config(&fetched.url, self.read_ahead, None),
+            self.stream_config(&fetched.url, headers, self.read_ahead, None),
             fetched.response,
         );
+        let container = match container {
+            Some(c) => c,
+            None => sniff_reader(&reader, &hint).await?,
+        };
         Ok(OpenedMedia {
             seekable: reader.range_supported(),
             reader: Box::new(reader),
@@ -254,12 +309,29 @@ impl HttpSource {
     }
 }
 
+/// The container of a stream being read, from its first bytes (waits for them, without
+/// consuming them).
+async fn sniff_reader(reader: &HttpReader, hint: &MediaHint) -> Result<Container, Exception> {
+    let head = reader.peek_head(8 * 1024).await;
+    match sniff::sniff(&head, hint, sniff::id3v2_len(&head).is_some()) {
+        Sniffed::Media { container, .. } => Ok(container),
+        Sniffed::Unsupported(what) => Err(error::unsupported_media(
+            error::UNSUPPORTED_FORMAT,
+            &format!("the media is {what}"),
+        )),
+        _ => Err(error::unknown_format(&format!(
+            "no known container in the first {} bytes",
+            head.len()
+        ))),
+    }
+}
+
 /// The container a track's probe info names, or why it cannot be played.
 pub(crate) fn playback_container(details: &SourceDetails) -> Result<Container, Exception> {
     match details {
         SourceDetails::ProbeInfo(info) => Container::from_probe_info(info).ok_or_else(|| {
             if info.starts_with("m3u") {
-                error::unsupported_media("HLS streams are not supported yet.", info)
+                error::unsupported_media("This HLS stream can only be played from its URL.", info)
             } else {
                 error::unsupported_media(
                     "This track cannot be played: its container is unknown.",
@@ -274,18 +346,22 @@ pub(crate) fn playback_container(details: &SourceDetails) -> Result<Container, E
     }
 }
 
-/// Facts from the response headers.
+/// Facts from the response headers and the stream's in-band metadata.
 struct Extra {
+    /// ICY `StreamTitle` seen while probing.
+    stream_title: Option<String>,
     icy_name: Option<String>,
 }
 
 impl Extra {
-    /// A title when the media has no title tag (an internet radio's `icy-name`).
+    /// A title when the media has no title tag: an internet radio's current `StreamTitle`,
+    /// else its `icy-name`.
     fn fallback_title(&self) -> Option<String> {
-        self.icy_name
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
+        [&self.stream_title, &self.icy_name]
+            .into_iter()
+            .flatten()
+            .map(|s| s.trim())
+            .find(|s| !s.is_empty())
             .map(str::to_string)
     }
 }
@@ -307,14 +383,6 @@ fn fetch_error(e: FetchError) -> Failure {
             error::not_playable(&e.to_string())
         }
     })
-}
-
-fn proxy_for(settings: &super::ProxySettings) -> Result<reqwest::Proxy, reqwest::Error> {
-    let mut proxy = reqwest::Proxy::all(format!("http://{}:{}", settings.host, settings.port))?;
-    if let Some(user) = settings.user.as_deref().filter(|u| !u.is_empty()) {
-        proxy = proxy.basic_auth(user, settings.password.as_deref().unwrap_or(""));
-    }
-    Ok(proxy)
 }
 
 /// The `TrackInfo` of probed media at `location` (a URL or a path).

@@ -3,14 +3,17 @@
 //! inside the window is free, elsewhere it reopens the body with a `Range` request. When the
 //! connection drops mid-body the task reconnects at the byte it stopped at (a few times, with
 //! backoff) and the reader sees nothing of it.
+//!
+//! Internet radio (a server that answers with `icy-*` headers) is endless: its in-band metadata
+//! blocks are cut out of the audio as the bytes arrive (the latest `StreamTitle` is kept), it
+//! cannot seek, and a connection that ends is a drop: the stream is joined again.
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use reqwest::header::{ACCEPT_RANGES, CONTENT_RANGE};
 use reqwest::{Response, StatusCode, Url};
 use symphonia::core::io::MediaSource;
@@ -18,6 +21,9 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use super::fetch::{FetchError, fetch};
+use super::icy::{self, IcyStripper};
+use super::net::Net;
+use crate::sources::window::{End, State, Window};
 use crate::sources::{MediaReader, Notify, Readiness, ReadinessHandle};
 
 /// Consecutive failed reconnects before the stream is given up.
@@ -32,9 +38,11 @@ const MAX_BACK_KEEP: usize = 256 * 1024;
 /// What every connection of one reader shares.
 #[derive(Clone)]
 pub struct StreamConfig {
-    pub client: reqwest::Client,
+    pub net: Arc<Net>,
     /// The URL to reconnect to (the final one after redirects).
     pub url: Url,
+    /// Headers sent with every request (a resolver's User-Agent, Cookie, Referer …).
+    pub headers: Vec<(String, String)>,
     /// The longest wait for response headers.
     pub header_timeout: Duration,
     /// The longest wait for the next bytes, on the network and in `Read`.
@@ -47,139 +55,20 @@ pub struct StreamConfig {
     pub request_len: Option<u64>,
 }
 
-enum End {
-    Open,
-    Eof,
-    Failed(io::ErrorKind, String),
-}
-
-struct State {
-    /// Bytes `[buf_start, buf_start + buf.len())` of the resource.
-    buf: VecDeque<u8>,
-    buf_start: u64,
-    /// The reader's position. `pos >= buf_start`; `pos` past the window means a short forward
-    /// skip is waiting for its bytes.
-    pos: u64,
-    /// Bumped whenever the window is thrown away; a fetcher of an older generation stops.
-    generation: u64,
-    end: End,
-    /// The resource's length, if known.
-    total_len: Option<u64>,
-    /// Probing only: the window before the last far seek (start, bytes), for the seek back
-    /// that usually follows (a look at the tail, then back to the head).
-    stash: Option<(u64, VecDeque<u8>)>,
-}
-
-impl State {
-    fn window_end(&self) -> u64 {
-        self.buf_start + self.buf.len() as u64
-    }
-
-    fn buffered(&self) -> usize {
-        self.window_end().saturating_sub(self.pos) as usize
-    }
-
-    /// The reader sits at or past the known end (reads return EOF whatever the window holds).
-    fn at_end(&self) -> bool {
-        self.total_len.is_some_and(|len| self.pos >= len)
-    }
-
-    /// Whether the fetcher should fetch more to keep fewer than `below` bytes ahead.
-    fn wants_more(&self, below: usize) -> bool {
-        !self.at_end() && self.buffered() < below.max(1)
-    }
-
-    fn readiness(&self) -> Readiness {
-        Readiness {
-            buffered: self.buffered(),
-            finished: self.at_end() || !matches!(self.end, End::Open),
-        }
-    }
-}
-
-struct Shared {
-    state: Mutex<State>,
-    /// Signalled when bytes arrive or the stream ends (wakes `Read`).
-    data: Condvar,
-    /// Signalled when the reader consumed or moved (wakes a fetcher waiting for room).
-    room: tokio::sync::Notify,
-    notify: Mutex<Option<Notify>>,
-    back_keep: usize,
-    read_ahead: usize,
-}
-
-impl Shared {
-    fn call_notify(&self) {
-        let notify = self.notify.lock().clone();
-        if let Some(notify) = notify {
-            notify();
-        }
-    }
-
-    /// Appends from `bytes` what fits in the read-ahead, for a fetcher of `generation`: how
-    /// many bytes were taken, or `None` when that fetcher is stale.
-    fn append(&self, generation: u64, bytes: &[u8]) -> Option<usize> {
-        let taken = {
-            let mut st = self.state.lock();
-            if st.generation != generation {
-                return None;
-            }
-            let room = if st.at_end() {
-                0
-            } else {
-                self.read_ahead.saturating_sub(st.buffered())
-            };
-            let taken = room.min(bytes.len());
-            st.buf.extend(bytes[..taken].iter().copied());
-            let keep_from = st.pos.saturating_sub(self.back_keep as u64);
-            let excess = keep_from
-                .saturating_sub(st.buf_start)
-                .min(st.buf.len() as u64);
-            st.buf.drain(..excess as usize);
-            st.buf_start += excess;
-            taken
-        };
-        if taken > 0 {
-            self.data.notify_all();
-            self.call_notify();
-        }
-        Some(taken)
-    }
-
-    fn finish(&self, generation: u64, end: End) {
-        {
-            let mut st = self.state.lock();
-            if st.generation != generation {
-                return;
-            }
-            st.end = end;
-        }
-        self.data.notify_all();
-        self.call_notify();
-    }
-
-    /// Waits until fewer than `below` bytes are buffered ahead of the reader; false when the
-    /// fetcher is stale.
-    async fn wait_for_room(&self, generation: u64, below: usize) -> bool {
-        loop {
-            {
-                let st = self.state.lock();
-                if st.generation != generation {
-                    return false;
-                }
-                if st.wants_more(below) {
-                    return true;
-                }
-            }
-            self.room.notified().await;
-        }
-    }
+/// What the fetcher learnt from the first response.
+struct Stream {
+    config: StreamConfig,
+    /// An internet radio stream (the server spoke ICY): endless, so a connection that ends is
+    /// a drop to reconnect from, and a reconnect starts the live stream afresh (no ranges).
+    live: bool,
+    /// The latest `StreamTitle` of the in-band metadata.
+    title: Mutex<Option<String>>,
 }
 
 /// A blocking, seekable reader over an HTTP resource.
 pub struct HttpReader {
-    shared: Arc<Shared>,
-    config: Arc<StreamConfig>,
+    window: Arc<Window>,
+    stream: Arc<Stream>,
     runtime: Handle,
     fetcher: JoinHandle<()>,
     range_supported: bool,
@@ -190,41 +79,36 @@ impl HttpReader {
     /// Starts streaming `response`, the answer to a request for the resource from byte 0.
     /// Must be called within a tokio runtime.
     pub fn start(config: StreamConfig, response: Response) -> Self {
-        let (range_supported, total_len) = describe_response(&response);
+        let live = icy::is_icy(response.headers());
+        let (range_supported, total_len) = if live {
+            (false, None)
+        } else {
+            describe_response(&response)
+        };
         let read_ahead = config.read_ahead.max(1);
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                buf: VecDeque::new(),
-                buf_start: 0,
-                pos: 0,
-                generation: 0,
-                end: End::Open,
-                total_len,
-                stash: None,
-            }),
-            data: Condvar::new(),
-            room: tokio::sync::Notify::new(),
-            notify: Mutex::new(None),
-            // A probe jumps around in a small area; playback keeps memory to the read-ahead.
-            back_keep: match config.request_len {
-                Some(_) => MAX_BACK_KEEP,
-                None => MAX_BACK_KEEP.min(read_ahead),
-            },
-            read_ahead,
+        // A probe jumps around in a small area; playback keeps memory to the read-ahead.
+        let back_keep = match config.request_len {
+            Some(_) => MAX_BACK_KEEP,
+            None => MAX_BACK_KEEP.min(read_ahead),
+        };
+        let window = Window::new(read_ahead, back_keep, total_len);
+        let stream = Arc::new(Stream {
+            config,
+            live,
+            title: Mutex::new(None),
         });
-        let config = Arc::new(config);
         let runtime = Handle::current();
         let fetcher = runtime.spawn(run_fetcher(
-            shared.clone(),
-            config.clone(),
+            window.clone(),
+            stream.clone(),
             0,
             0,
             Some(response),
             total_len,
         ));
         HttpReader {
-            shared,
-            config,
+            window,
+            stream,
             runtime,
             fetcher,
             range_supported,
@@ -237,6 +121,36 @@ impl HttpReader {
         self.range_supported
     }
 
+    /// Whether the server streams internet radio (ICY): endless, not seekable.
+    pub fn is_live(&self) -> bool {
+        self.stream.live
+    }
+
+    /// A handle on the latest in-band stream title (ICY `StreamTitle`), usable after the reader
+    /// is moved into a demuxer.
+    pub fn title_handle(&self) -> TitleHandle {
+        TitleHandle(self.stream.clone())
+    }
+
+    /// Up to `n` bytes from the read position, without consuming them: waits (at most the read
+    /// timeout) until that many are buffered or the stream ended.
+    pub async fn peek_head(&self, n: usize) -> Vec<u8> {
+        let deadline = tokio::time::Instant::now() + self.stream.config.read_timeout;
+        loop {
+            {
+                let st = self.window.state.lock();
+                let ready = st.readiness();
+                if ready.buffered >= n || ready.finished || tokio::time::Instant::now() >= deadline
+                {
+                    let from = (st.pos - st.buf_start) as usize;
+                    let len = n.min(ready.buffered);
+                    return st.buf.range(from..from + len).copied().collect();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Moves the window to `target`: the bytes there come from the stash (probing) or from a new
     /// request.
     fn restart_at(&mut self, st: &mut State, target: u64) {
@@ -245,7 +159,7 @@ impl HttpReader {
         let old_start = st.buf_start;
         let old = std::mem::take(&mut st.buf);
         let stashed = st.stash.take();
-        if self.config.request_len.is_some() {
+        if self.stream.config.request_len.is_some() {
             st.stash = Some((old_start, old));
         }
         match stashed {
@@ -265,13 +179,23 @@ impl HttpReader {
         }
         st.end = End::Open;
         self.fetcher = self.runtime.spawn(run_fetcher(
-            self.shared.clone(),
-            self.config.clone(),
+            self.window.clone(),
+            self.stream.clone(),
             st.generation,
             from,
             None,
             self.total_len,
         ));
+    }
+}
+
+/// See [`HttpReader::title_handle`].
+#[derive(Clone)]
+pub struct TitleHandle(Arc<Stream>);
+
+impl TitleHandle {
+    pub fn get(&self) -> Option<String> {
+        self.0.title.lock().clone()
     }
 }
 
@@ -283,60 +207,14 @@ impl Drop for HttpReader {
 
 impl Read for HttpReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if out.is_empty() {
-            return Ok(0);
-        }
-        let deadline = Instant::now() + self.config.read_timeout;
-        let mut st = self.shared.state.lock();
-        loop {
-            if st.at_end() {
-                return Ok(0);
-            }
-            let available = st.buffered();
-            if available > 0 && st.pos >= st.buf_start {
-                let from = (st.pos - st.buf_start) as usize;
-                let n = out.len().min(available);
-                let (a, b) = st.buf.as_slices();
-                if from + n <= a.len() {
-                    out[..n].copy_from_slice(&a[from..from + n]);
-                } else if from >= a.len() {
-                    let from = from - a.len();
-                    out[..n].copy_from_slice(&b[from..from + n]);
-                } else {
-                    let first = a.len() - from;
-                    out[..first].copy_from_slice(&a[from..]);
-                    out[first..n].copy_from_slice(&b[..n - first]);
-                }
-                st.pos += n as u64;
-                drop(st);
-                self.shared.room.notify_one();
-                return Ok(n);
-            }
-            match &st.end {
-                End::Eof => return Ok(0),
-                End::Failed(kind, message) => return Err(io::Error::new(*kind, message.clone())),
-                End::Open => {}
-            }
-            if self.shared.data.wait_until(&mut st, deadline).timed_out() {
-                // One last look: bytes may have come with the deadline.
-                if st.buffered() == 0 && matches!(st.end, End::Open) {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!(
-                            "no data from the server within {} ms",
-                            self.config.read_timeout.as_millis()
-                        ),
-                    ));
-                }
-            }
-        }
+        self.window.read(out, self.stream.config.read_timeout)
     }
 }
 
 impl Seek for HttpReader {
     fn seek(&mut self, from: SeekFrom) -> io::Result<u64> {
-        let shared = self.shared.clone();
-        let mut st = shared.state.lock();
+        let window = self.window.clone();
+        let mut st = window.state.lock();
         let invalid = || io::Error::new(io::ErrorKind::InvalidInput, "seek to a negative position");
         let target = match from {
             SeekFrom::Start(n) => n,
@@ -372,7 +250,7 @@ impl Seek for HttpReader {
             ));
         }
         drop(st);
-        self.shared.room.notify_one();
+        self.window.room.notify_one();
         Ok(target)
     }
 }
@@ -389,16 +267,15 @@ impl MediaSource for HttpReader {
 
 impl MediaReader for HttpReader {
     fn readiness(&self) -> Readiness {
-        self.shared.state.lock().readiness()
+        self.window.readiness()
     }
 
     fn set_notify(&mut self, notify: Notify) {
-        *self.shared.notify.lock() = Some(notify);
+        self.window.set_notify(notify);
     }
 
     fn readiness_handle(&self) -> ReadinessHandle {
-        let shared = self.shared.clone();
-        ReadinessHandle::new(move || shared.state.lock().readiness())
+        self.window.readiness_handle()
     }
 }
 
@@ -457,13 +334,14 @@ enum PumpEnd {
 }
 
 async fn run_fetcher(
-    shared: Arc<Shared>,
-    config: Arc<StreamConfig>,
+    window: Arc<Window>,
+    stream: Arc<Stream>,
     generation: u64,
     mut offset: u64,
     mut first: Option<Response>,
     total_len: Option<u64>,
 ) {
+    let config = &stream.config;
     let mut failures = 0u32;
     loop {
         let response = match first.take() {
@@ -472,20 +350,20 @@ async fn run_fetcher(
                 // Connect when the reader is about to need the bytes: at once after a seek or
                 // a drop while streaming; for a probe, only once its window runs low.
                 let below = match config.request_len {
-                    Some(_) => shared.read_ahead / 4,
-                    None => shared.read_ahead,
+                    Some(_) => window.read_ahead / 4,
+                    None => window.read_ahead,
                 };
-                if !shared.wait_for_room(generation, below).await {
+                if !window.wait_for_room(generation, below).await {
                     return;
                 }
-                connect_at(&config, offset).await
+                connect_at(&stream, offset).await
             }
         };
         let outcome = match response {
             Ok(response) => {
                 pump(
-                    &shared,
-                    &config,
+                    &window,
+                    &stream,
                     generation,
                     response,
                     &mut offset,
@@ -495,7 +373,7 @@ async fn run_fetcher(
                 .await
             }
             Err(ConnectError::Fatal(message)) => {
-                shared.finish(generation, End::Failed(io::ErrorKind::Other, message));
+                window.finish(generation, End::Failed(io::ErrorKind::Other, message));
                 return;
             }
             Err(ConnectError::Eof) => PumpEnd::Eof,
@@ -503,7 +381,7 @@ async fn run_fetcher(
         };
         match outcome {
             PumpEnd::Eof => {
-                shared.finish(generation, End::Eof);
+                window.finish(generation, End::Eof);
                 return;
             }
             PumpEnd::Stale => return,
@@ -513,7 +391,7 @@ async fn run_fetcher(
                 failures += 1;
                 if failures > MAX_RECONNECTS {
                     tracing::debug!(url = %config.url, "giving up on the stream: {message}");
-                    shared.finish(
+                    window.finish(
                         generation,
                         End::Failed(
                             io::ErrorKind::ConnectionAborted,
@@ -531,34 +409,52 @@ async fn run_fetcher(
 
 /// Streams one response body into the window until it ends.
 async fn pump(
-    shared: &Shared,
-    config: &StreamConfig,
+    window: &Window,
+    stream: &Stream,
     generation: u64,
     mut response: Response,
     offset: &mut u64,
     failures: &mut u32,
     total_len: Option<u64>,
 ) -> PumpEnd {
+    let config = &stream.config;
     // Where this body should end (exclusive), if it says.
-    let body_end = if response.status() == StatusCode::PARTIAL_CONTENT {
+    let body_end = if stream.live {
+        None
+    } else if response.status() == StatusCode::PARTIAL_CONTENT {
         content_range(&response).map(|r| r.last + 1)
     } else {
         response.content_length().map(|len| *offset + len)
     };
+    // In-band metadata blocks are cut out of the audio (each connection counts afresh).
+    let mut stripper = icy::metaint(response.headers()).map(IcyStripper::new);
     // Bytes received but not yet taken into the window (it was full).
     let mut pending = Bytes::new();
     loop {
-        if !shared.wait_for_room(generation, shared.read_ahead).await {
+        if !window.wait_for_room(generation, window.read_ahead).await {
             return PumpEnd::Stale;
         }
         if pending.is_empty() {
             match tokio::time::timeout(config.read_timeout, response.chunk()).await {
                 Ok(Ok(Some(bytes))) => {
-                    pending = bytes;
+                    pending = match stripper.as_mut() {
+                        Some(stripper) => {
+                            let (audio, title) = stripper.strip(&bytes);
+                            if let Some(title) = title {
+                                tracing::debug!(url = %config.url, title, "stream title");
+                                *stream.title.lock() = Some(title);
+                            }
+                            Bytes::from(audio)
+                        }
+                        None => bytes,
+                    };
                     *failures = 0;
+                    continue;
                 }
                 Ok(Ok(None)) => {
                     return match (body_end, total_len) {
+                        // A radio stream does not end: the server dropped us.
+                        _ if stream.live => PumpEnd::Dropped("the stream ended".into()),
                         (Some(end), _) if *offset < end => {
                             PumpEnd::Dropped(format!("the body ended at byte {offset} of {end}"))
                         }
@@ -580,7 +476,7 @@ async fn pump(
                 }
             }
         }
-        let Some(taken) = shared.append(generation, &pending) else {
+        let Some(taken) = window.append(generation, &pending) else {
             return PumpEnd::Stale;
         };
         pending = pending.slice(taken..);
@@ -597,14 +493,21 @@ enum ConnectError {
     Eof,
 }
 
-/// Requests the resource from `offset` and checks the answer really starts there.
-async fn connect_at(config: &StreamConfig, offset: u64) -> Result<Response, ConnectError> {
-    let last = config.request_len.map(|n| offset + n.max(1) - 1);
+/// Requests the resource from `offset` and checks the answer really starts there. A live
+/// stream is joined afresh wherever it is now.
+async fn connect_at(stream: &Stream, offset: u64) -> Result<Response, ConnectError> {
+    let config = &stream.config;
+    let (from, last) = if stream.live {
+        (0, None)
+    } else {
+        (offset, config.request_len.map(|n| offset + n.max(1) - 1))
+    };
     let fetched = fetch(
-        &config.client,
+        &config.net,
         config.url.clone(),
-        offset,
+        from,
         last,
+        &config.headers,
         config.header_timeout,
     )
     .await
@@ -614,6 +517,9 @@ async fn connect_at(config: &StreamConfig, offset: u64) -> Result<Response, Conn
     })?;
     let response = fetched.response;
     let status = response.status();
+    if stream.live && status.is_success() {
+        return Ok(response);
+    }
     if status == StatusCode::PARTIAL_CONTENT {
         return match content_range(&response) {
             Some(range) if range.start == offset => Ok(response),
