@@ -7,6 +7,11 @@
 //! chain of redirects, drop the connection or stall after N body bytes, throttle to a byte rate,
 //! or ignore `Range`.
 //!
+//! Two generated resources stand in for live servers: an ICY (SHOUTcast/Icecast) radio stream
+//! ([`MediaServer::put_icy`]: a file looped forever at a byte rate, with `icy-metaint`
+//! metadata blocks whose `StreamTitle` changes) and a live HLS media playlist
+//! ([`MediaServer::put_live_hls`]: a window of segments that slides with the clock).
+//!
 //! It runs on its own thread and tokio runtime, so it works from sync tests and from any async
 //! runtime flavour, and it writes to the socket itself (tokio + `httparse` for the request head)
 //! because the faults need byte-exact control that an HTTP server library does not give: "close
@@ -194,9 +199,52 @@ enum Resource {
         data: Arc<Vec<u8>>,
         content_type: Option<String>,
     },
-    // An endless ICY-style stream (no Content-Length, `icy-metaint` blocks) would be a third
-    // variant here, produced by a generator instead of a buffer; `respond` would write it with
-    // the same throttle/stall/drop logic as a body without a known length.
+    Icy(Arc<IcyStream>),
+    LiveHls(Arc<LiveHls>),
+}
+
+/// An endless ICY stream: `audio` looped, a metadata block after every `metaint` bytes.
+#[derive(Clone, Debug)]
+pub struct IcyStream {
+    pub audio: Arc<Vec<u8>>,
+    pub content_type: String,
+    pub metaint: usize,
+    /// `StreamTitle`s in turn, a new one every `blocks_per_title` metadata blocks (the blocks
+    /// between repeat nothing: a zero length byte).
+    pub titles: Vec<String>,
+    pub blocks_per_title: usize,
+    /// Audio bytes per second after the first `burst` bytes (which go at once).
+    pub rate: u64,
+    pub burst: usize,
+    pub name: Option<String>,
+}
+
+/// A live HLS media playlist over `segments` (URIs relative to the playlist, each `seconds`
+/// long), used in a loop: at any time the playlist lists the `window` latest segments; one more
+/// is added every `seconds` from the moment it is registered.
+#[derive(Clone, Debug)]
+pub struct LiveHls {
+    pub segments: Vec<String>,
+    pub seconds: f64,
+    pub window: usize,
+    started: Instant,
+}
+
+impl LiveHls {
+    fn playlist(&self) -> String {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let latest = (elapsed / self.seconds).floor() as u64 + self.window as u64 - 1;
+        let first = latest + 1 - self.window as u64;
+        let mut text = format!(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{first}\n",
+            self.seconds.ceil() as u64
+        );
+        for seq in first..=latest {
+            let uri = &self.segments[(seq % self.segments.len() as u64) as usize];
+            text.push_str(&format!("#EXTINF:{:.3},\n{uri}?seq={seq}\n", self.seconds));
+        }
+        text
+    }
 }
 
 #[derive(Default)]
@@ -316,6 +364,30 @@ impl MediaServer {
             .lock()
             .unwrap()
             .insert(normalise(path), resource);
+    }
+
+    /// Serves an endless ICY stream at `path`.
+    pub fn put_icy(&self, path: &str, stream: IcyStream) {
+        self.shared
+            .resources
+            .lock()
+            .unwrap()
+            .insert(normalise(path), Resource::Icy(Arc::new(stream)));
+    }
+
+    /// Serves a live HLS playlist at `path` (see [`LiveHls`]); its clock starts now.
+    pub fn put_live_hls(&self, path: &str, segments: Vec<String>, seconds: f64, window: usize) {
+        let live = LiveHls {
+            segments,
+            seconds,
+            window,
+            started: Instant::now(),
+        };
+        self.shared
+            .resources
+            .lock()
+            .unwrap()
+            .insert(normalise(path), Resource::LiveHls(Arc::new(live)));
     }
 
     /// Every request so far, in arrival order.
@@ -739,6 +811,14 @@ async fn respond(
             Some(content_type_for(&request.path).to_owned()),
         ),
         Resource::Bytes { data, content_type } => (data, content_type),
+        Resource::LiveHls(live) => (
+            Arc::new(live.playlist().into_bytes()),
+            Some("application/vnd.apple.mpegurl".to_owned()),
+        ),
+        Resource::Icy(stream) => {
+            log(200);
+            return serve_icy(socket, request, &stream, &plan, head).await;
+        }
     };
     let len = data.len() as u64;
     let content_type = plan.content_type.clone().unwrap_or(own_type);
@@ -806,4 +886,83 @@ async fn respond(
         });
     }
     Ok(After::KeepAlive)
+}
+
+/// Streams an ICY resource until the client goes, or a scripted drop/stall.
+async fn serve_icy(
+    socket: &mut TcpStream,
+    request: &Request,
+    stream: &IcyStream,
+    plan: &Plan,
+    head: impl Fn(u16, &[(String, String)]) -> String,
+) -> std::io::Result<After> {
+    let wants_meta = request
+        .header("icy-metadata")
+        .is_some_and(|v| v.trim() == "1");
+    let mut headers = vec![
+        ("content-type".to_owned(), stream.content_type.clone()),
+        ("icy-br".to_owned(), "128".to_owned()),
+        ("cache-control".to_owned(), "no-cache".to_owned()),
+        ("connection".to_owned(), "close".to_owned()),
+    ];
+    if let Some(name) = &stream.name {
+        headers.push(("icy-name".to_owned(), name.clone()));
+    }
+    if wants_meta {
+        headers.push(("icy-metaint".to_owned(), stream.metaint.to_string()));
+    }
+    socket.write_all(head(200, &headers).as_bytes()).await?;
+    if request.method.eq_ignore_ascii_case("HEAD") {
+        return Ok(After::Close);
+    }
+    let cut = [plan.drop_after, plan.stall_after]
+        .into_iter()
+        .flatten()
+        .min();
+    let began = tokio::time::Instant::now();
+    let (mut audio_pos, mut sent_audio, mut sent_total, mut blocks) =
+        (0usize, 0usize, 0u64, 0usize);
+    loop {
+        // The next piece: audio up to the next metadata point (at most 4 KiB).
+        let until_meta = stream.metaint - sent_audio % stream.metaint;
+        let n = until_meta.min(4096);
+        let mut piece = Vec::with_capacity(n + 64);
+        for _ in 0..n {
+            piece.push(stream.audio[audio_pos]);
+            audio_pos = (audio_pos + 1) % stream.audio.len();
+        }
+        sent_audio += n;
+        if wants_meta && sent_audio % stream.metaint == 0 {
+            if blocks % stream.blocks_per_title.max(1) == 0 && !stream.titles.is_empty() {
+                let title =
+                    &stream.titles[(blocks / stream.blocks_per_title.max(1)) % stream.titles.len()];
+                let mut block = format!("StreamTitle='{title}';StreamUrl='';").into_bytes();
+                block.resize(block.len().div_ceil(16) * 16, 0);
+                piece.push((block.len() / 16) as u8);
+                piece.extend(block);
+            } else {
+                piece.push(0);
+            }
+            blocks += 1;
+        }
+        if let Some(cut) = cut
+            && sent_total + piece.len() as u64 >= cut
+        {
+            let keep = (cut - sent_total) as usize;
+            socket.write_all(&piece[..keep]).await?;
+            socket.flush().await?;
+            return Ok(if plan.stall_after == Some(cut) {
+                After::Stall
+            } else {
+                After::Close
+            });
+        }
+        if sent_audio > stream.burst {
+            let due = began
+                + Duration::from_secs_f64((sent_audio - stream.burst) as f64 / stream.rate as f64);
+            tokio::time::sleep_until(due).await;
+        }
+        socket.write_all(&piece).await?;
+        sent_total += piece.len() as u64;
+    }
 }
