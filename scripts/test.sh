@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 if [ -x tests/media/generate.sh ]; then
   tests/media/generate.sh
 fi
+# Benchmarks are not run here, but they must keep compiling.
+cargo build --benches
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

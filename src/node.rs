@@ -70,6 +70,7 @@ impl Node {
             voice,
             player_update_interval: Duration::from_secs(config.player_update_interval_secs),
             track_stuck_threshold_ms: config.track_stuck_threshold_ms,
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         });
         let cpu = Arc::new(CpuLoad::default());
         system_stats::spawn_sampler(cpu.clone(), Duration::from_secs(5));

@@ -35,6 +35,7 @@ pub struct PlayerContext {
     pub voice: Arc<VoiceContext>,
     pub player_update_interval: std::time::Duration,
     pub track_stuck_threshold_ms: u64,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Messages to the player's task.
@@ -171,6 +172,12 @@ impl Player {
             c.sent.load(Ordering::Relaxed),
             c.nulled.load(Ordering::Relaxed),
         )
+    }
+
+    /// Frames sent, slots nulled, and slots missed because the pacer was late (node metrics).
+    pub fn frame_totals(&self) -> (u64, u64, u64) {
+        let (sent, nulled) = self.frame_counters();
+        (sent, nulled, self.slot.frame_counts().missed)
     }
 
     /// Closes the current wall-clock minute of frame accounting (called once a minute).
@@ -496,6 +503,8 @@ impl Player {
         }
         if let Some(key) = self.pacer_key.lock().take() {
             self.ctx.voice.unregister(key);
+            let (sent, nulled, missed) = self.frame_totals();
+            self.ctx.metrics.retire_frames(sent, nulled, missed);
         }
     }
 }
