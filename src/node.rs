@@ -90,7 +90,12 @@ impl Node {
     /// connections to close cleanly (silence frames, `speaking: 0`, close 1000), then close
     /// every client socket with 1001 (going away).
     pub async fn shutdown(&self) {
-        let players: Vec<_> = self.sessions.all().iter().flat_map(|s| s.players()).collect();
+        let players: Vec<_> = self
+            .sessions
+            .all()
+            .iter()
+            .flat_map(|s| s.players())
+            .collect();
         let stop_all = futures_util::future::join_all(players.iter().map(|p| p.destroy_and_wait()));
         let _ = tokio::time::timeout(Duration::from_millis(1400), stop_all).await;
         self.sessions.close_all(1001);

@@ -22,12 +22,18 @@ async fn shutdown_with(signal: libc::c_int) {
     for g in 1..=PLAYERS {
         let (s, _) = rig
             .node
-            .patch_json(&rig.player_path(&ws, g), json!({"track": {"encoded": track["encoded"]}, "voice": rig.voice(g)}))
+            .patch_json(
+                &rig.player_path(&ws, g),
+                json!({"track": {"encoded": track["encoded"]}, "voice": rig.voice(g)}),
+            )
             .await;
         assert_eq!(s, 200);
     }
     for g in 1..=PLAYERS {
-        assert!(rig.wait_packets(g, 25, Duration::from_secs(20)).await, "guild {g} playing");
+        assert!(
+            rig.wait_packets(g, 25, Duration::from_secs(20)).await,
+            "guild {g} playing"
+        );
     }
     let (_, stats) = rig.node.get_json("/v4/stats").await;
     assert_eq!(stats["playingPlayers"], PLAYERS);
@@ -36,7 +42,11 @@ async fn shutdown_with(signal: libc::c_int) {
     let sent_at = Instant::now();
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
-    let status = rig.node.wait_exit(Duration::from_secs(5)).await.expect("the node exits");
+    let status = rig
+        .node
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("the node exits");
     let took = sent_at.elapsed();
     assert!(took < Duration::from_secs(2), "exit took {took:?}");
     assert!(status.success(), "{status:?}");
@@ -56,13 +66,24 @@ async fn shutdown_with(signal: libc::c_int) {
     let events = rig.discord.events();
     for g in 1..=PLAYERS {
         let r = rig.report(g);
-        assert!(r.silence_frames >= 5, "guild {g}: {} silence frames", r.silence_frames);
-        assert_eq!(r.speaking.last().map(|s| s.speaking), Some(0), "guild {g} stopped speaking");
+        assert!(
+            r.silence_frames >= 5,
+            "guild {g}: {} silence frames",
+            r.silence_frames
+        );
+        assert_eq!(
+            r.speaking.last().map(|s| s.speaking),
+            Some(0),
+            "guild {g} stopped speaking"
+        );
         assert_eq!(r.lost_packets, 0, "guild {g}");
         let closed = events.iter().any(|e| {
             matches!(&e.kind, EventKind::Closed { guild_id: Some(id), by: Closer::Client, code: Some(1000), .. } if *id == g)
         });
-        assert!(closed, "guild {g}: the voice socket was closed with 1000 by the node");
+        assert!(
+            closed,
+            "guild {g}: the voice socket was closed with 1000 by the node"
+        );
     }
 }
 
