@@ -43,4 +43,4 @@ export ACOUSTIC_MEDIA_DIR="$root/tests/media/generated"
 if (( $# == 0 )); then
     set -- test/*.test.js
 fi
-exec node --test --test-force-exit --test-concurrency=3 --test-timeout=240000 "$@"
+exec node --test --test-force-exit --test-concurrency=2 --test-timeout=240000 "$@"

@@ -56,9 +56,34 @@ function describe(runs) {
     return runs.map((r) => `${r.step}×${r.seconds}@${r.at}`).join(" ");
 }
 
-/** The sounding steps (runs of at least `minS` seconds), in order. */
+/**
+ * The sounding steps in order: runs of at least `minS` seconds, a step interrupted by a short
+ * unreadable stretch counted once.
+ */
 function steps(runs, minS = 0.25) {
-    return runs.filter((r) => typeof r.step === "number" && r.seconds >= minS - 1e-9).map((r) => r.step);
+    const out = [];
+    for (const r of runs) {
+        if (typeof r.step !== "number" || r.seconds < minS - 1e-9) continue;
+        if (out[out.length - 1] !== r.step) out.push(r.step);
+    }
+    return out;
+}
+
+/**
+ * Unreadable windows in the middle of a step (the same step before and after): a click or a
+ * discontinuity in the audio, not a step boundary. Returns their start times.
+ */
+function glitches(runs) {
+    const out = [];
+    for (let i = 1; i + 1 < runs.length; i++) {
+        if (runs[i].step === "?" && typeof runs[i - 1].step === "number" && runs[i - 1].step === runs[i + 1].step) out.push(runs[i].at);
+    }
+    return out;
+}
+
+/** Seconds of windows in `runs` that read as no step ("?"), for glitch accounting. */
+function unreadable(runs) {
+    return round(runs.filter((r) => r.step === "?").reduce((s, r) => s + r.seconds, 0));
 }
 
 /** Mean RMS level (dBFS) of the non-silent windows in [fromS, toS). */
@@ -88,4 +113,6 @@ function volumeFilterGainDb(v) {
 }
 
 module.exports = {
-    volumeFilterGainDb, stepOf, stepRuns, steps, describe, level, atPacket, volumeGainDb, windows, SILENT_DBFS };
+    volumeFilterGainDb,
+    unreadable,
+    glitches, stepOf, stepRuns, steps, describe, level, atPacket, volumeGainDb, windows, SILENT_DBFS };

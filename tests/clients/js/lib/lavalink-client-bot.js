@@ -24,6 +24,10 @@ function createManager({ nodes, gateway, extra = {} }) {
             secure: false,
             retryAmount: 30,
             retryDelay: 1000,
+            // lavalink-client checks its default search platform (ytsearch) against the node's
+            // /v4/info sourceManagers before every search and node move; Acoustic lists only
+            // `http` there (no YouTube source), so the check would refuse even URL loads.
+            autoChecks: { sourcesValidations: false },
             ...(n.sessionId ? { sessionId: n.sessionId } : {}),
         })),
         // Where a bot calls its Discord library (guild.shard.send(payload)).

@@ -10,7 +10,7 @@ const { AcousticNode } = require("./acoustic");
 const { FakeDiscord } = require("./fake-discord");
 const { MediaServer } = require("./media-server");
 const { RecordingProxy } = require("./proxy");
-const { MEDIA_DIR } = require("./util");
+const { MEDIA_DIR, PASSWORD } = require("./util");
 
 class Rig {
     /**
@@ -41,6 +41,24 @@ class Rig {
         this.nodes.set(name, node);
         this.proxies.set(name, proxy);
         return { node, proxy };
+    }
+
+    /** A REST call to node `name` through its recording proxy (so the answer is validated too). */
+    async rest(name, method, pathAndQuery, body) {
+        const proxy = this.proxies.get(name);
+        const res = await fetch(`http://${proxy.host}:${proxy.port}${pathAndQuery}`, {
+            method,
+            headers: { Authorization: PASSWORD, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+            body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        const text = await res.text();
+        let json = text;
+        try {
+            json = text ? JSON.parse(text) : null;
+        } catch {
+            // not JSON: keep the text
+        }
+        return { status: res.status, body: json };
     }
 
     /** URL of a generated media file on the media server. */

@@ -59,7 +59,7 @@ const nodeOpts = (name) => ({ id: name, host: proxyOf(name).host, port: proxyOf(
 
 /** The node's own view of its load, straight from its REST API. */
 async function stats(name) {
-    const r = await rig.nodes.get(name).rest("GET", "/v4/stats");
+    const r = await rig.rest(name, "GET", "/v4/stats");
     assert.equal(r.status, 200);
     return r.body;
 }
@@ -138,7 +138,7 @@ test("the pool connects to three nodes and places players by load", async () => 
 test("node C is killed: the pool moves its players to A and B and playback continues", async () => {
     const before = {};
     for (const g of [G2, G3]) {
-        const r = await rig.nodes.get("node-c").rest("GET", `/v4/sessions/${pool.nodeManager.nodes.get("node-c").sessionId}/players/${g}`);
+        const r = await rig.rest("node-c", "GET", `/v4/sessions/${pool.nodeManager.nodes.get("node-c").sessionId}/players/${g}`);
         before[g] = { position: r.body.state.position, streams: (await rig.discord.reports(g)).length };
     }
     const g1Before = await packets(G1);
@@ -185,8 +185,6 @@ test("node C is killed: the pool moves its players to A and B and playback conti
     const onB = 2 - onA;
     await assertHonestStats("node-a", { players: 1 + onA, playing: onA });
     await assertHonestStats("node-b", { players: 1 + onB, playing: 1 + onB });
-});
-    await assertHonestStats("node-b", { players: 1 + b + (moved[G3] === "node-b" ? 1 : 0), playing: 1 + b + (moved[G3] === "node-b" ? 1 : 0) });
 });
 
 test("every REST response and WebSocket message matches the lavalink-protocol schemas", () => {

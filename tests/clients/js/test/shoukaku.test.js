@@ -119,6 +119,14 @@ test("loads an http track and an M3U playlist, and decodes a track", async () =>
 
     const empty = await node.rest.resolve("zzz-not-a-source");
     assert.equal(empty.loadType, "empty");
+    const failed = await node.rest.resolve(rig.url("faults/not-audio.mp3"));
+    assert.equal(failed.loadType, "error");
+    assert.equal(failed.data.severity, "common");
+
+    // Errors reach the bot as shoukaku RestErrors carrying Lavalink's error body.
+    assert.equal(await node.rest.getRoutePlannerStatus(), undefined, "no route planner: 204");
+    await assert.rejects(node.rest.unmarkFailedAddress("1.0.0.1"), (err) => err.name === "RestError" && err.status === 500 && err.path === "/v4/routeplanner/free/address");
+    await assert.rejects(node.rest.getPlayer("999"), (err) => err.status === 404 && err.message === "Player not found");
 });
 
 test("joins voice with the credentials of the fake Discord server", async () => {
@@ -174,6 +182,8 @@ test("plays; seek, filters, pause and volume are heard in the audio", async () =
     const t = audio.atPacket;
     const all = audio.stepRuns(a, 0);
     const msg = `steps: ${audio.describe(all)}`;
+    const glitches = audio.glitches(audio.stepRuns(a, 0));
+    console.log(`# ${JSON.stringify({ packets: rep.packets, gap_max: rep.gap_max, gaps_over_40ms: rep.gaps_over_40ms, timestamp_jumps: rep.timestamp_jumps, mid_step_glitches_at_s: glitches })}`);
 
     // From the start: 0, 1, then 2 when the seek came (at 2.4 s).
     assert.deepEqual(audio.steps(audio.stepRuns(a, 0, t(seekAt))), [0, 1, 2], msg);
