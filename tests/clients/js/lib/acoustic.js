@@ -72,23 +72,6 @@ class AcousticNode {
         return `http://${this.host}:${this.port}`;
     }
 
-    /** A REST call straight to the node (not through a recording proxy). */
-    async rest(method, pathAndQuery, body) {
-        const res = await fetch(`${this.url}${pathAndQuery}`, {
-            method,
-            headers: { Authorization: PASSWORD, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
-            body: body === undefined ? undefined : JSON.stringify(body),
-        });
-        const text = await res.text();
-        let json = null;
-        try {
-            json = text ? JSON.parse(text) : null;
-        } catch {
-            json = text;
-        }
-        return { status: res.status, body: json };
-    }
-
     /** SIGKILL: the node dies at once, as in a crash or an OOM kill. */
     async kill() {
         const gone = procs.exited(this.child);

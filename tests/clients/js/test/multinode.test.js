@@ -191,6 +191,16 @@ test("every REST response and WebSocket message matches the lavalink-protocol sc
     const unexpected = errors.filter((e) => !/node-c/.test(e));
     assert.deepEqual(unexpected, [], "errors other than node C being down");
     const counts = assertValid(rig.records, "node pool");
+    // Frame statistics, when a node reports them, account for one 20 ms slot each per minute.
+    const frameStats = rig.records
+        .filter((r) => r.kind === "ws" && r.text.includes('"op":"stats"'))
+        .map((r) => ({ node: r.node, fs: JSON.parse(r.text).frameStats }))
+        .filter((x) => x.fs);
+    for (const { node, fs } of frameStats) {
+        assert.ok(fs.sent >= 0 && fs.sent <= 3000 && fs.nulled >= 0, `${node}: ${JSON.stringify(fs)}`);
+        assert.ok(Math.abs(fs.sent + fs.nulled + fs.deficit - 3000) <= 1, `${node}: sent + nulled + deficit is one minute of frames: ${JSON.stringify(fs)}`);
+    }
+    console.log(`# ${frameStats.length} stats messages carried frameStats: ${JSON.stringify(frameStats)}`);
     for (const op of ["ready", "stats", "playerUpdate", "event TrackStartEvent"]) {
         assert.ok(counts.wsByOp[op] > 0, `saw ${op}`);
     }
