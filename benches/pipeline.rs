@@ -83,7 +83,7 @@ impl MediaReader for MemoryReader {
     }
     fn readiness_handle(&self) -> ReadinessHandle {
         let len = self.0.get_ref().len();
-        Arc::new(move || Readiness {
+        ReadinessHandle::new(move || Readiness {
             buffered: len,
             finished: true,
         })
@@ -94,6 +94,10 @@ impl MediaReader for MemoryReader {
 fn open(bytes: &Arc<[u8]>, extension: &str) -> TrackPipeline {
     let media = OpenedMedia {
         reader: Box::new(MemoryReader(Cursor::new(bytes.clone()))),
+        container: acoustic::sources::sniff::Container::ALL
+            .into_iter()
+            .find(|c| c.extension() == extension)
+            .unwrap_or(acoustic::sources::sniff::Container::Mp3),
         extension: Some(extension.into()),
         mime: None,
         seekable: true,

@@ -7,6 +7,7 @@ pub mod api;
 pub mod audio;
 pub mod config;
 pub mod logging;
+pub mod metrics;
 pub mod node;
 pub mod player;
 pub mod protocol;

@@ -117,6 +117,12 @@ async fn run(config: Config) -> ExitCode {
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
+        // Whatever happens, be gone within two seconds of the signal.
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(1900));
+            tracing::warn!("shutdown took too long; exiting now");
+            std::process::exit(0);
+        });
         shutdown_node.shutdown().await;
     });
     if let Err(e) = serve.await {

@@ -76,6 +76,7 @@ impl Node {
             voice,
             player_update_interval: Duration::from_secs(config.player_update_interval_secs),
             track_stuck_threshold_ms: config.track_stuck_threshold_ms,
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         });
         let cpu = Arc::new(CpuLoad::default());
         system_stats::spawn_sampler(cpu.clone(), Duration::from_secs(5));
@@ -91,18 +92,21 @@ impl Node {
         }))
     }
 
-    /// Shutdown: close every client socket with 1001 (going away) and stop every player,
-    /// which closes its voice connection cleanly. Bounded to about a second and a half.
+    /// Shutdown: stop every player, waiting (about a second and a half at most) for their voice
+    /// connections to close cleanly (silence frames, `speaking: 0`, close 1000), then close
+    /// every client socket with 1001 (going away).
     pub async fn shutdown(&self) {
-        self.sessions.close_all(1001);
         let players: Vec<_> = self
             .sessions
             .all()
             .iter()
             .flat_map(|s| s.players())
             .collect();
-        let stop_all = futures_util::future::join_all(players.iter().map(|p| p.destroy()));
-        let _ = tokio::time::timeout(Duration::from_millis(1500), stop_all).await;
+        let stop_all = futures_util::future::join_all(players.iter().map(|p| p.destroy_and_wait()));
+        let _ = tokio::time::timeout(Duration::from_millis(1400), stop_all).await;
+        self.sessions.close_all(1001);
+        // Give the socket writers a moment to send their close frames.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     /// Node-wide stats (no frame stats).

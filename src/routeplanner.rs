@@ -257,7 +257,7 @@ impl RoutePlanner {
             }
             RoutePlannerStrategy::RotatingNanoSwitch => {
                 // Blocks of /64 (or the whole block when smaller).
-                let sub = size.min(1u128 << 64).max(1);
+                let sub = size.clamp(1, 1u128 << 64);
                 let blocks = (size / sub).max(1);
                 for _ in 0..tries {
                     let within = self.started.elapsed().as_nanos() % sub;
@@ -286,10 +286,8 @@ impl RoutePlanner {
             return;
         }
         match self.strategy {
-            RoutePlannerStrategy::RotateOnBan => {
-                if s.current == Some(addr) {
-                    s.rotate_index += 1;
-                }
+            RoutePlannerStrategy::RotateOnBan if s.current == Some(addr) => {
+                s.rotate_index += 1;
             }
             RoutePlannerStrategy::RotatingNanoSwitch => {
                 s.rotate_index += 1;

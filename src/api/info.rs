@@ -33,3 +33,15 @@ pub async fn legacy_root(OriginalUri(uri): OriginalUri) -> impl IntoResponse {
 pub async fn not_found() -> ApiError {
     ApiError::not_found("Not Found")
 }
+
+/// Prometheus text exposition (unauthenticated, only when enabled).
+pub async fn metrics(State(node): State<AppState>) -> impl IntoResponse {
+    let body = node.players.metrics.render(&node);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+}

@@ -57,9 +57,17 @@ pub fn router(node: AppState) -> Router {
             middleware::require_password,
         ));
 
-    Router::new()
-        .route("/v4/websocket", get(websocket::upgrade))
-        .merge(rest)
+    let mut open = Router::new().route("/v4/websocket", get(websocket::upgrade));
+    if node.config.metrics_enabled {
+        let path = node.config.metrics_endpoint.clone();
+        let path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
+        open = open.route(&path, get(info::metrics));
+    }
+    open.merge(rest)
         .layer(axum::middleware::from_fn(middleware::error_body))
         .layer(axum::middleware::from_fn_with_state(
             node.clone(),

@@ -42,8 +42,20 @@ pub async fn load_tracks(
     let identifier = q
         .get("identifier")
         .ok_or_else(|| ApiError::bad_request("No identifier provided"))?;
+    let started = std::time::Instant::now();
     let item = node.players.sources.load(identifier).await;
-    Ok(Json(load_result(item)))
+    let result = load_result(item);
+    let (load_type, source) = match &result {
+        LoadResult::Track(t) => ("track", Some(t.info.source_name.clone())),
+        LoadResult::Playlist(_) => ("playlist", None),
+        LoadResult::Search(_) => ("search", None),
+        LoadResult::Empty(()) => ("empty", None),
+        LoadResult::Error(_) => ("error", Some(error_source(identifier))),
+    };
+    node.players
+        .metrics
+        .record_load(started.elapsed(), load_type, source.as_deref());
+    Ok(Json(result))
 }
 
 const DECODE_FAILED: &str =
@@ -79,4 +91,17 @@ pub async fn decode_tracks(
         .map(|e| decode_one(&node, e))
         .collect::<Result<Vec<_>, _>>()
         .map(Json)
+}
+
+/// The source an identifier that failed to load belongs to, for the error metrics.
+fn error_source(identifier: &str) -> String {
+    let lower = identifier.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("icy://")
+    {
+        "http".into()
+    } else if let Some((prefix, _)) = lower.split_once(':') {
+        prefix.to_string()
+    } else {
+        "local".into()
+    }
 }

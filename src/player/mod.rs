@@ -35,6 +35,7 @@ pub struct PlayerContext {
     pub voice: Arc<VoiceContext>,
     pub player_update_interval: std::time::Duration,
     pub track_stuck_threshold_ms: u64,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Messages to the player's task.
@@ -171,6 +172,12 @@ impl Player {
             c.sent.load(Ordering::Relaxed),
             c.nulled.load(Ordering::Relaxed),
         )
+    }
+
+    /// Frames sent, slots nulled, and slots missed because the pacer was late (node metrics).
+    pub fn frame_totals(&self) -> (u64, u64, u64) {
+        let (sent, nulled) = self.frame_counters();
+        (sent, nulled, self.slot.frame_counts().missed)
     }
 
     /// Closes the current wall-clock minute of frame accounting (called once a minute).
@@ -483,20 +490,51 @@ impl Player {
     }
 
     /// Stops everything and releases the voice connection and the pacer registration.
-    /// A loaded track ends with `stopped` (dropped if the session is gone).
+    /// A loaded track ends with `stopped` (dropped if the session is gone). The voice connection
+    /// is closed cleanly (silence frames, `speaking: 0`, close 1000) in the background.
     pub async fn destroy(&self) {
+        if let Some(release) = self.teardown().await {
+            tokio::spawn(release);
+        }
+    }
+
+    /// As [`Player::destroy`], but returns only once the voice connection is closed (shutdown).
+    pub async fn destroy_and_wait(&self) {
+        if let Some(release) = self.teardown().await {
+            release.await;
+        }
+    }
+
+    async fn teardown(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
         let mut inner = self.inner.lock().await;
         if inner.destroyed {
-            return;
+            return None;
         }
         inner.destroyed = true;
         self.end_current(&mut inner, TrackEndReason::Stopped);
-        if let Some(conn) = inner.connection.take() {
-            tokio::spawn(conn.disconnect());
-        }
-        if let Some(key) = self.pacer_key.lock().take() {
-            self.ctx.voice.unregister(key);
-        }
+        let connection = inner.connection.take();
+        drop(inner);
+        let key = self.pacer_key.lock().take();
+        let voice = self.ctx.voice.clone();
+        let metrics = self.ctx.metrics.clone();
+        let audio = self.audio.clone();
+        let slot = self.slot.clone();
+        Some(async move {
+            // The pacer must keep visiting the player while the connection drains its silence
+            // frames, so the registration goes last.
+            if let Some(conn) = connection {
+                conn.disconnect().await;
+            }
+            if let Some(key) = key {
+                voice.unregister(key);
+                let c = &audio.counters;
+                metrics.retire_frames(
+                    c.sent.load(Ordering::Relaxed),
+                    c.nulled.load(Ordering::Relaxed),
+                    slot.frame_counts().missed,
+                );
+            }
+        })
     }
 }
 

@@ -8,7 +8,9 @@ use super::player::PlayerState;
 use super::stats::{FrameStats, Stats};
 use super::track::Track;
 
-/// One server → client WebSocket message.
+/// One server → client WebSocket message. Built and serialized at once, never stored in bulk,
+/// so the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum OutgoingMessage {

@@ -29,6 +29,8 @@ pub struct RigOptions {
     pub modes: Vec<Mode>,
     pub dave: bool,
     pub node: NodeOptions,
+    /// Decode received Opus (off for load runs that only count packets).
+    pub decode_audio: bool,
 }
 
 impl Default for RigOptions {
@@ -37,6 +39,7 @@ impl Default for RigOptions {
             modes: vec![Mode::Aes256Gcm, Mode::XChaCha20Poly1305],
             dave: true,
             node: NodeOptions::default(),
+            decode_audio: true,
         }
     }
 }
@@ -47,9 +50,12 @@ impl Rig {
     }
 
     pub async fn start_with(opts: RigOptions) -> Rig {
-        let discord = FakeDiscord::start(Config::default())
-            .await
-            .expect("fake discord");
+        let discord = FakeDiscord::start(Config {
+            decode_audio: opts.decode_audio,
+            ..Config::default()
+        })
+        .await
+        .expect("fake discord");
         discord.set_behaviour(|b| {
             b.modes = opts.modes.clone();
             b.dave = opts.dave;
