@@ -135,7 +135,7 @@ impl Player {
             end_time_ms: self.end_time_ms,
         };
         let mut out = [0u8; MAX_OPUS_PACKET];
-        assert!(p.is_ready());
+        assert!(p.is_ready(true));
         Ok(p.next_frame(&controls, &mut out)?
             .map(|f| (out[..f.len].to_vec(), f)))
     }
@@ -630,6 +630,152 @@ fn volume_switches_passthrough_and_transcode_without_a_gap() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A live stream at exactly real time.
+
+/// A stream on a virtual clock: `burst` bytes at once, then `rate` bytes a second. A read with
+/// nothing there waits (moves the clock to the next byte's arrival); while `playing`, such a
+/// wait is counted: the worker would have blocked.
+struct Live {
+    data: Vec<u8>,
+    pos: usize,
+    t: f64,
+    burst: usize,
+    rate: f64,
+    playing: bool,
+    blocked: u32,
+}
+
+impl Live {
+    fn arrived(&self) -> usize {
+        (self.burst + (self.t * self.rate) as usize).min(self.data.len())
+    }
+}
+
+#[derive(Clone)]
+struct LiveReader(Arc<parking_lot::Mutex<Live>>);
+
+impl Read for LiveReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut l = self.0.lock();
+        if l.arrived() <= l.pos {
+            if l.playing {
+                l.blocked += 1;
+            }
+            l.t = l.t.max((l.pos + 1 - l.burst) as f64 / l.rate + 1e-6);
+        }
+        let n = buf.len().min(l.arrived() - l.pos);
+        let from = l.pos;
+        buf[..n].copy_from_slice(&l.data[from..from + n]);
+        l.pos += n;
+        Ok(n)
+    }
+}
+
+impl Seek for LiveReader {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        match pos {
+            SeekFrom::Current(0) => Ok(self.0.lock().pos as u64),
+            _ => Err(std::io::Error::other("a live stream cannot seek")),
+        }
+    }
+}
+
+impl symphonia::core::io::MediaSource for LiveReader {
+    fn is_seekable(&self) -> bool {
+        false
+    }
+    fn byte_len(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl MediaReader for LiveReader {
+    fn readiness(&self) -> Readiness {
+        let l = self.0.lock();
+        Readiness {
+            buffered: l.arrived() - l.pos,
+            finished: false,
+        }
+    }
+    fn readiness_handle(&self) -> ReadinessHandle {
+        let me = self.clone();
+        ReadinessHandle::new(move || me.readiness())
+    }
+    fn set_notify(&mut self, _notify: Arc<dyn Fn() + Send + Sync>) {}
+}
+
+/// Plays `seconds` of the 128 kbit/s radio tone arriving at exactly its byte rate after
+/// `burst` bytes, the way the engine drives a pipeline (a ring of six frames the pacer takes
+/// one of every 20 ms): the slot of the first frame, the slots left empty after it, and the
+/// reads that would have blocked a worker.
+fn play_live(burst: usize, seconds: usize) -> (usize, usize, u32) {
+    let data = std::fs::read(media("icy/tone-440.mp3")).unwrap();
+    let live = Arc::new(parking_lot::Mutex::new(Live {
+        data,
+        pos: 0,
+        t: 0.0,
+        burst,
+        rate: 16_000.0,
+        playing: false,
+        blocked: 0,
+    }));
+    let media = OpenedMedia {
+        reader: Box::new(LiveReader(live.clone())),
+        container: acoustic::sources::sniff::Container::Mp3,
+        extension: Some("mp3".into()),
+        mime: Some("audio/mpeg".into()),
+        seekable: false,
+    };
+    let settings = PipelineSettings {
+        opus_complexity: 0,
+        resampling: ResamplingQuality::Low,
+    };
+    let mut p = TrackPipeline::open(media, &settings, 0, Arc::new(|| {})).unwrap();
+    // The slot grid starts where opening left the clock.
+    let opened_at = {
+        let mut l = live.lock();
+        l.playing = true;
+        l.t
+    };
+    let player = Player::new();
+    let controls = Controls {
+        volume: player.volume,
+        filters_version: player.filters_version,
+        filters: &player.filters,
+        end_time_ms: player.end_time_ms,
+    };
+    let mut out = [0u8; MAX_OPUS_PACKET];
+    let (mut queued, mut first, mut missing) = (0usize, None, 0usize);
+    for slot in 0..seconds * 50 {
+        while queued < 6 && p.is_ready(queued == 0) {
+            p.next_frame(&controls, &mut out).unwrap().unwrap();
+            queued += 1;
+        }
+        if queued > 0 {
+            queued -= 1;
+            first.get_or_insert(slot);
+        } else if first.is_some() {
+            missing += 1;
+        }
+        let mut l = live.lock();
+        l.t = l.t.max(opened_at + (slot + 1) as f64 * 0.02);
+    }
+    let blocked = live.lock().blocked;
+    (first.expect("it started"), missing, blocked)
+}
+
+#[test]
+fn a_stream_at_exactly_real_time_plays_without_a_gap() {
+    // Icecast's burst on connect: it starts at once.
+    let (first, missing, blocked) = play_live(64 * 1024, 20);
+    assert_eq!((first, missing, blocked), (0, 0, 0), "64 KiB burst");
+    // No burst: it starts once about a second is there, then plays on.
+    let (first, missing, blocked) = play_live(0, 20);
+    assert!(first <= 60, "started in slot {first}");
+    assert_eq!((missing, blocked), (0, 0), "no burst");
 }
 
 // ---------------------------------------------------------------------------------------------

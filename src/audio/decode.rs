@@ -16,7 +16,7 @@
 //! probe that reads the media front to back.
 
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use parking_lot::Mutex;
@@ -57,12 +57,23 @@ static CODECS: LazyLock<CodecRegistry> = LazyLock::new(|| {
     registry
 });
 
+/// The most bytes one read of the demuxer's stream takes from the media reader.
+///
+/// symphonia's stream buffer asks for up to 32 KiB at a time and is read down before it asks
+/// again. The audio engine judges whether a frame can be made without blocking by what the
+/// reader holds (see `pipeline::State::is_ready`); whatever sits unread in the stream buffer
+/// is hidden from it. Small reads keep that hidden part small, so a stream that arrives at
+/// real time does not look short of bytes while its next packets are in fact at hand.
+pub(crate) const READ_CHUNK: usize = 4 * 1024;
+
 /// The media reader, shared so that it outlives a reader symphonia gave up on and can be
 /// probed again, with a switch that hides its seekability (for a front-to-back probe).
 #[derive(Clone)]
 struct SharedMedia {
     reader: Arc<Mutex<Box<dyn MediaReader>>>,
     seekable: Arc<AtomicBool>,
+    /// Bytes taken from the reader so far.
+    pulled: Arc<AtomicU64>,
 }
 
 impl SharedMedia {
@@ -85,7 +96,10 @@ impl SharedMedia {
 
 impl Read for SharedMedia {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.reader.lock().read(buf)
+        let len = buf.len().min(READ_CHUNK);
+        let n = self.reader.lock().read(&mut buf[..len])?;
+        self.pulled.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
 
@@ -210,6 +224,7 @@ impl SourceDecoder {
         let media = SharedMedia {
             reader: Arc::new(Mutex::new(reader)),
             seekable: Arc::new(AtomicBool::new(true)),
+            pulled: Arc::new(AtomicU64::new(0)),
         };
         let mut hint = Hint::new();
         if let Some(ext) = extension.filter(|e| !e.is_empty()) {
@@ -246,6 +261,11 @@ impl SourceDecoder {
             last_seek_required: 0,
             at_end: false,
         })
+    }
+
+    /// Bytes the demuxer has taken from the media reader so far (probes and seeks included).
+    pub(crate) fn bytes_pulled(&self) -> u64 {
+        self.media.pulled.load(Ordering::Relaxed)
     }
 
     /// Whether the track is Opus.

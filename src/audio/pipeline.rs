@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::decode::{SeekOutcome, SourceDecoder};
+use super::decode::{READ_CHUNK, SeekOutcome, SourceDecoder};
 use super::encode::FrameEncoder;
 use super::fifo::StereoFifo;
 use super::filters::FilterChain;
@@ -24,8 +24,20 @@ use crate::protocol::filters::Filters;
 use crate::sources::{OpenedMedia, ReadinessHandle};
 use crate::voice::MAX_OPUS_PACKET;
 
-/// Buffered source bytes that make decoding one frame safe from blocking.
-pub const READY_BYTES: usize = 64 * 1024;
+/// Source bytes the reader must hold for one frame to be made without blocking, at the least:
+/// several packets of any usual codec and two of the demuxer's reads. Each track learns its
+/// own need (the most bytes one frame took from the reader, plus a read), up to
+/// [`MAX_NEED_BYTES`].
+///
+/// The need is kept small on purpose: a live stream (internet radio, a slow server) comes at
+/// real time, so once playing, what is buffered stays about what there was at the start;
+/// asking for more than that would stall a stream that keeps up perfectly.
+const MIN_NEED_BYTES: usize = 8 * 1024;
+
+/// The learned need is capped here (what a rare huge packet needs beyond it may block the
+/// worker briefly). Twice this, the start level, stays well under the smallest read-ahead
+/// window (64 KiB), so a stream can always start.
+const MAX_NEED_BYTES: usize = 24 * 1024;
 
 /// Milliseconds of one frame.
 const FRAME_MS: f64 = 20.0;
@@ -104,8 +116,14 @@ impl TrackPipeline {
     }
 
     /// Whether `next_frame` can run without blocking on the source.
-    pub fn is_ready(&self) -> bool {
-        self.state.is_ready()
+    ///
+    /// `starved`: nothing of this track waits to be sent (its start, right after a seek, or an
+    /// underrun). Then twice the usual bytes are asked for: playback (re)starts with a cushion
+    /// that covers what the demuxer holds unseen (see `decode::READ_CHUNK`) and what is decoded
+    /// ahead, so a stream that then arrives at exactly real time never falls short of the
+    /// usual need and plays on without a gap.
+    pub fn is_ready(&self, starved: bool) -> bool {
+        self.state.is_ready(starved)
     }
 
     /// Produces the next 20 ms frame into `out`; `Ok(None)` at the end of the track.
@@ -149,6 +167,8 @@ struct State {
     flushed: bool,
     /// Any audio was decoded since the last (re)start.
     audio_seen: bool,
+    /// Bytes the reader must hold before a frame is made (see [`MIN_NEED_BYTES`]).
+    need_bytes: usize,
 }
 
 impl State {
@@ -202,6 +222,7 @@ impl State {
             eof: false,
             flushed: false,
             audio_seen: false,
+            need_bytes: MIN_NEED_BYTES,
         };
         pipeline.restart(0)?;
         if start_position_ms > 0 && seekable {
@@ -227,16 +248,55 @@ impl State {
 
     /// See [`TrackPipeline::is_ready`]: a frame's worth of audio is decoded already, or the
     /// reader holds enough bytes (or all of them).
-    fn is_ready(&self) -> bool {
-        if self.eof || self.pcm.frames() >= FRAME_SAMPLES {
+    fn is_ready(&self, starved: bool) -> bool {
+        if self.eof || self.frame_decoded() {
             return true;
         }
+        let want = if starved {
+            2 * self.need_bytes
+        } else {
+            self.need_bytes
+        };
         let r = self.readiness.get();
-        r.finished || r.buffered >= READY_BYTES
+        r.finished || r.buffered >= want
     }
 
-    /// See [`TrackPipeline::next_frame`].
+    /// Whether the next frame can be made from audio decoded already. Not while the encoder is
+    /// primed (after a start or a seek the FIFO holds silence whose frames are dropped, and
+    /// the frame after them needs the source) nor while Opus packets are passed through.
+    fn frame_decoded(&self) -> bool {
+        if self.prime_frames > 0
+            || self
+                .passthrough
+                .as_ref()
+                .is_some_and(|pt| pt.mode == Mode::Packets)
+        {
+            return false;
+        }
+        let fifo = if self.filters_active {
+            &self.filtered
+        } else {
+            &self.pcm
+        };
+        fifo.frames() >= FRAME_SAMPLES
+    }
+
+    /// See [`TrackPipeline::next_frame`]; learns how many bytes a frame takes.
     fn next_frame(
+        &mut self,
+        controls: &Controls,
+        out: &mut [u8; MAX_OPUS_PACKET],
+    ) -> Result<Option<ProducedFrame>, AudioError> {
+        let before = self.decoder.bytes_pulled();
+        let frame = self.produce_frame(controls, out);
+        let pulled = self.decoder.bytes_pulled().saturating_sub(before) as usize;
+        self.need_bytes = self
+            .need_bytes
+            .max((pulled + READ_CHUNK).min(MAX_NEED_BYTES));
+        frame
+    }
+
+    fn produce_frame(
         &mut self,
         controls: &Controls,
         out: &mut [u8; MAX_OPUS_PACKET],

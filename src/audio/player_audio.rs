@@ -268,7 +268,9 @@ impl PlayerAudio {
             let Some(pipeline) = job.pipeline.as_mut() else {
                 return;
             };
-            if !pipeline.is_ready() {
+            // Nothing queued for the pacer: the track's start, a seek, or an underrun.
+            let starved = self.ring.is_empty();
+            if !pipeline.is_ready(starved) {
                 // The reader's notify schedules us again when bytes arrive.
                 return;
             }
