@@ -106,6 +106,31 @@ fn window_levels(audio: &Audio) -> Vec<f64> {
         .collect()
 }
 
+/// Checks that `guild`'s audio, from its first packet to its stop, came without a break.
+///
+/// A frame the node has not got is a 20 ms slot it sends nothing in (and after a few, it stops
+/// speaking and sends silence): the slots between the first packet and the last that went
+/// empty are counted. (Arrival gaps alone are no measure: on a busy machine packets come late
+/// now and then, and the ones after them on time.)
+fn assert_played_without_a_break(rig: &Rig, guild: u64) {
+    let r = rig.report(guild);
+    let report = r.clone().without_media();
+    assert_eq!(r.lost_packets, 0, "{report:?}");
+    let span = r.last_packet_at.unwrap() - r.first_packet_at.unwrap();
+    let slots = (span.as_secs_f64() * 50.0).round() as i64 + 1;
+    assert!(
+        slots - (r.packets as i64) <= 1,
+        "{} of {slots} frames missing while playing: {report:?}",
+        slots - r.packets as i64
+    );
+    // Silence only at the stop (the last five frames).
+    assert!(
+        r.silence_positions.iter().all(|p| p + 5 >= r.packets),
+        "silence while playing: {report:?}"
+    );
+    assert_eq!(r.speaking.len(), 1, "speaking stopped: {report:?}");
+}
+
 // ------------------------------------------------------------------------------------- ICY
 
 fn radio(rig: &Rig, path: &str) -> String {
@@ -123,8 +148,10 @@ fn radio(rig: &Rig, path: &str) -> String {
                 "Acoustic Radio - Song B".into(),
             ],
             blocks_per_title: 5,
-            rate: 20_000,
-            burst: 48 * 1024,
+            // Real time (128 kbit/s is 16 000 bytes a second) after a 64 KiB burst on connect,
+            // as an Icecast server sends by default.
+            rate: 16_000,
+            burst: 64 * 1024,
             name: Some("Acoustic Test Radio".into()),
         },
     );
@@ -158,7 +185,8 @@ async fn icy_radio_plays_clean_with_its_stream_title() {
         "metadata asked for"
     );
 
-    // The stream drops once, 150 000 bytes into the playback connection: it is joined again.
+    // The stream drops once, 150 000 bytes into the playback connection (some 5 s in): it is
+    // joined again.
     rig.media.script(
         "radio/stream",
         Script::new().drop_after(150_000, Times::Once),
@@ -166,22 +194,35 @@ async fn icy_radio_plays_clean_with_its_stream_title() {
     play(&rig, &ws, 1, &track, json!({})).await;
     ws.expect_event("TrackStartEvent", T).await;
     // A seek on a stream is ignored (the player answers 200 and plays on).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut events = ws.collect(Duration::from_millis(1500)).await;
     let (s, _) = rig
         .node
         .patch_json(&rig.player_path(&ws, 1), json!({"position": 60_000}))
         .await;
     assert_eq!(s, 200);
-    tokio::time::sleep(Duration::from_millis(8500)).await;
+    events.extend(ws.collect(Duration::from_millis(8500)).await);
     stop(&rig, &ws, 1).await;
 
+    // A stream that comes at exactly real time plays on without a break: never stuck, no
+    // frame missing once it started.
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(
+        !types
+            .iter()
+            .any(|t| *t == "TrackStuckEvent" || *t == "TrackEndEvent"),
+        "events while playing: {types:?}"
+    );
+    assert_played_without_a_break(&rig, 1);
+
     let audio = heard(&rig, 1);
-    assert!(audio.duration_s() > 8.5, "{} s heard", audio.duration_s());
-    // The first seconds: a steady 440 Hz tone at the source level, nothing else.
-    let clean = audio.seconds(0.5, 6.0);
+    // Ten seconds of playing, all of them heard.
+    assert!(audio.duration_s() > 9.0, "{} s heard", audio.duration_s());
+    // The first seconds: a steady 440 Hz tone at the source level (peak 0.5, −6.02 dBFS; MP3
+    // at 128 kbit/s takes up to a dB off a pure tone), nothing else.
+    let clean = audio.seconds(0.5, 5.0);
     let level = tone_dbfs(&clean.mono(), 48_000, 440.0);
-    assert!((level + 9.03).abs() < 1.0, "tone at {level:.2} dBFS");
     let noise = band_dbfs(&clean.mono(), 48_000, 1_000.0, 20_000.0);
+    assert!((level + 6.02).abs() < 1.5, "tone at {level:.2} dBFS");
     assert!(noise < -45.0, "energy away from the tone: {noise:.1} dBFS");
     let levels = window_levels(&clean);
     let (lo, hi) = levels
@@ -195,7 +236,7 @@ async fn icy_radio_plays_clean_with_its_stream_title() {
     let tail = audio.seconds(audio.duration_s() - 1.5, audio.duration_s() - 0.5);
     let level = tone_dbfs(&tail.mono(), 48_000, 440.0);
     assert!(
-        (level + 9.03).abs() < 1.5,
+        (level + 6.02).abs() < 2.0,
         "after the drop: {level:.2} dBFS"
     );
     let play_requests = rig.media.requests_for("radio/stream").len() - load_requests.len();
@@ -265,11 +306,12 @@ async fn hls_live_plays_on_as_the_playlist_slides() {
     tokio::time::sleep(Duration::from_secs(9)).await;
     stop(&rig, &ws, 20).await;
 
+    assert_played_without_a_break(&rig, 20);
     let audio = heard(&rig, 20);
     assert!(audio.duration_s() > 8.0, "{} s heard", audio.duration_s());
     // Every second is a staircase step, each one after the other (mod 10): nothing skipped,
     // nothing repeated, across playlist reloads.
-    let steps = staircase_steps(&audio.seconds(0.0, 8.0).mono(), 48_000);
+    let steps = staircase_steps(&audio.mono(), 48_000);
     let known: Vec<usize> = steps.iter().flatten().copied().collect();
     assert!(known.len() >= 7, "steps {steps:?}");
     for pair in known.windows(2) {
