@@ -19,7 +19,7 @@ use std::time::Duration;
 use common::audio::{Audio, band_dbfs, rms_dbfs, staircase_steps, tone_dbfs};
 use common::media_server::{IcyStream, Script, Times};
 use common::node::{NodeOptions, WsClient};
-use common::rig::{Rig, RigOptions, report_audio, urlencode};
+use common::rig::{Rig, RigOptions, assert_played_without_a_break, report_audio, urlencode};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(10);
@@ -106,31 +106,6 @@ fn window_levels(audio: &Audio) -> Vec<f64> {
         .collect()
 }
 
-/// Checks that `guild`'s audio, from its first packet to its stop, came without a break.
-///
-/// A frame the node has not got is a 20 ms slot it sends nothing in (and after a few, it stops
-/// speaking and sends silence): the slots between the first packet and the last that went
-/// empty are counted. (Arrival gaps alone are no measure: on a busy machine packets come late
-/// now and then, and the ones after them on time.)
-fn assert_played_without_a_break(rig: &Rig, guild: u64) {
-    let r = rig.report(guild);
-    let report = r.clone().without_media();
-    assert_eq!(r.lost_packets, 0, "{report:?}");
-    let span = r.last_packet_at.unwrap() - r.first_packet_at.unwrap();
-    let slots = (span.as_secs_f64() * 50.0).round() as i64 + 1;
-    assert!(
-        slots - (r.packets as i64) <= 1,
-        "{} of {slots} frames missing while playing: {report:?}",
-        slots - r.packets as i64
-    );
-    // Silence only at the stop (the last five frames).
-    assert!(
-        r.silence_positions.iter().all(|p| p + 5 >= r.packets),
-        "silence while playing: {report:?}"
-    );
-    assert_eq!(r.speaking.len(), 1, "speaking stopped: {report:?}");
-}
-
 // ------------------------------------------------------------------------------------- ICY
 
 fn radio(rig: &Rig, path: &str) -> String {
@@ -212,7 +187,7 @@ async fn icy_radio_plays_clean_with_its_stream_title() {
             .any(|t| *t == "TrackStuckEvent" || *t == "TrackEndEvent"),
         "events while playing: {types:?}"
     );
-    assert_played_without_a_break(&rig, 1);
+    assert_played_without_a_break(&rig.report(1));
 
     let audio = heard(&rig, 1);
     // Ten seconds of playing, all of them heard.
@@ -306,7 +281,7 @@ async fn hls_live_plays_on_as_the_playlist_slides() {
     tokio::time::sleep(Duration::from_secs(9)).await;
     stop(&rig, &ws, 20).await;
 
-    assert_played_without_a_break(&rig, 20);
+    assert_played_without_a_break(&rig.report(20));
     let audio = heard(&rig, 20);
     assert!(audio.duration_s() > 8.0, "{} s heard", audio.duration_s());
     // Every second is a staircase step, each one after the other (mod 10): nothing skipped,

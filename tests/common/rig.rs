@@ -137,6 +137,30 @@ pub fn report_audio(report: &StreamReport) -> Audio {
     )
 }
 
+/// Checks that a stream, from its first packet to its stop, came without a break.
+///
+/// A frame the node has not got is a 20 ms slot it sends nothing in (and after a few, it stops
+/// speaking and sends silence): the slots between the first packet and the last that went
+/// empty are counted. Arrival gaps alone are no measure of the node: on a busy machine packets
+/// come late now and then, and the ones after them on time.
+pub fn assert_played_without_a_break(r: &StreamReport) {
+    let report = r.clone().without_media();
+    assert_eq!(r.lost_packets, 0, "{report:?}");
+    let span = r.last_packet_at.unwrap() - r.first_packet_at.unwrap();
+    let slots = (span.as_secs_f64() * 50.0).round() as i64 + 1;
+    assert!(
+        slots - (r.packets as i64) <= 1,
+        "{} of {slots} frames missing while playing: {report:?}",
+        slots - r.packets as i64
+    );
+    // Silence only at the stop (the last five frames).
+    assert!(
+        r.silence_positions.iter().all(|p| p + 5 >= r.packets),
+        "silence while playing: {report:?}"
+    );
+    assert_eq!(r.speaking.len(), 1, "speaking stopped: {report:?}");
+}
+
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
