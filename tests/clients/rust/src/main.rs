@@ -19,6 +19,7 @@ mod audio;
 mod fake;
 mod media;
 mod node;
+mod proxy;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -49,6 +50,8 @@ const GUILD: u64 = 201;
 const CHANNEL: u64 = 1_000_201;
 const RESUME_GUILD: u64 = 202;
 const RESUME_CHANNEL: u64 = 1_000_202;
+const RECONNECT_GUILD: u64 = 203;
+const RECONNECT_CHANNEL: u64 = 1_000_203;
 const T: Duration = Duration::from_secs(15);
 
 macro_rules! ensure {
@@ -956,6 +959,124 @@ async fn stage_resume(s: &mut State) -> Res<()> {
     Ok(())
 }
 
+/// lavalink-rs's own reconnect: when its WebSocket drops it reconnects (every 15 s) with the
+/// session id from the last `ready`, so a session with resuming on comes back, and the events
+/// the node queued meanwhile (here the track's end) arrive after `ready{resumed: true}`.
+async fn stage_reconnect(s: &mut State) -> Res<()> {
+    let net = proxy::Proxy::start(&s.node.addr).await?;
+    let created = Instant::now();
+    let (client, log) = connect(&net.addr, None).await;
+    let ready = log
+        .wait(0, "ready", |e| match e {
+            Ev::Ready(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await?;
+    let node = client.get_node_for_guild(RECONNECT_GUILD).await;
+    node.http
+        .set_resuming_state(
+            &ready.session_id,
+            &ResumingState {
+                resuming: Some(true),
+                timeout: Some(60),
+            },
+        )
+        .await
+        .map_err(lerr("PATCH session"))?;
+    let creds = s
+        .fake
+        .register(RECONNECT_GUILD, BOT_ID, RECONNECT_CHANNEL)
+        .await?;
+    let info = join_voice(&client, RECONNECT_GUILD, RECONNECT_CHANNEL, &creds).await?;
+    let player = client
+        .create_player_context(RECONNECT_GUILD, info)
+        .await
+        .map_err(lerr("create_player_context"))?;
+    let flac = s.playlist[1].clone();
+    player.play(&flac).await.map_err(lerr("play"))?;
+    s.wait_packets(RECONNECT_GUILD, 50, "1 s played").await?;
+    // The client's reconnect timer ticks 15 s after it was created; the 10 s track ends before.
+    ensure!(
+        created.elapsed() < Duration::from_secs(4),
+        "too slow to start: {:?}",
+        created.elapsed()
+    );
+    let cut_events = log.len();
+    net.cut();
+    let at_cut = s.packets(RECONNECT_GUILD).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ensure!(
+        !node.is_running.load(std::sync::atomic::Ordering::SeqCst),
+        "the client did not notice the dropped connection"
+    );
+    let later = s.packets(RECONNECT_GUILD).await?;
+    ensure!(
+        later > at_cut + 50,
+        "the player stopped with the client's connection"
+    );
+    let resumed_at = log
+        .wait(cut_events, "ready after the reconnect", |e| match e {
+            Ev::Ready(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await;
+    // The wait above is 15 s; the reconnect tick is at most 15 s after creation, well within.
+    let resumed = resumed_at?;
+    ensure!(
+        resumed.resumed,
+        "ready.resumed is false after the reconnect"
+    );
+    ensure!(
+        resumed.session_id == ready.session_id,
+        "a new session {} instead of {}",
+        resumed.session_id,
+        ready.session_id
+    );
+    let evs = log.all();
+    let ready_idx = evs
+        .iter()
+        .skip(cut_events)
+        .position(|e| matches!(e, Ev::Ready(_)))
+        .map(|i| i + cut_events)
+        .unwrap_or(usize::MAX);
+    let end = log
+        .wait(cut_events, "the queued TrackEnd", |e| match e {
+            Ev::End(t) if t.guild_id.0 == RECONNECT_GUILD => Some(t.clone()),
+            _ => None,
+        })
+        .await?;
+    let end_idx = log
+        .all()
+        .iter()
+        .position(|e| matches!(e, Ev::End(t) if t.guild_id.0 == RECONNECT_GUILD))
+        .unwrap_or(0);
+    ensure!(
+        end_idx > ready_idx,
+        "the TrackEnd came before the resumed ready: {:?}",
+        log.all().iter().map(brief).collect::<Vec<_>>()
+    );
+    ensure!(
+        end.reason == TrackEndReason::Finished,
+        "reason {:?}",
+        end.reason
+    );
+    let streams = s.fake.reports(RECONNECT_GUILD).await?.len();
+    ensure!(streams == 1, "{streams} voice connections");
+    let ws = audio::windows(&s.fake.report(RECONNECT_GUILD, 0.1).await?);
+    let heard = steps(&runs(&ws, 0.0, f64::INFINITY, 1.0), 0.25);
+    ensure!(
+        heard == (0..=9).collect::<Vec<u32>>(),
+        "steps across the disconnect: {}",
+        describe(&runs(&ws, 0.0, f64::INFINITY, 1.0))
+    );
+    s.assert_clean_stream(RECONNECT_GUILD).await?;
+    client
+        .delete_player(RECONNECT_GUILD)
+        .await
+        .map_err(lerr("delete"))?;
+    Ok(())
+}
+
 async fn stage_destroy(s: &mut State) -> Res<()> {
     let since = s.fake.events(0).await?.len();
     let client = s.client();
@@ -1085,6 +1206,7 @@ async fn main() {
         "queue, play, seek, timescale, reset, pause/resume, volume, auto-advance" => stage_play,
         "volume filter and stop on the next track" => stage_filter_and_stop,
         "resume the session after the bot process is killed" => stage_resume,
+        "the client's own reconnect resumes the session after a network cut" => stage_reconnect,
         "destroy the player" => stage_destroy,
     );
     let secs = t0.elapsed().as_secs_f64();
