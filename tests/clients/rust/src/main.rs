@@ -1032,28 +1032,25 @@ async fn stage_reconnect(s: &mut State) -> Res<()> {
         resumed.session_id,
         ready.session_id
     );
-    let evs = log.all();
-    let ready_idx = evs
-        .iter()
-        .skip(cut_events)
-        .position(|e| matches!(e, Ev::Ready(_)))
-        .map(|i| i + cut_events)
-        .unwrap_or(usize::MAX);
     let end = log
         .wait(cut_events, "the queued TrackEnd", |e| match e {
             Ev::End(t) if t.guild_id.0 == RECONNECT_GUILD => Some(t.clone()),
             _ => None,
         })
         .await?;
-    let end_idx = log
-        .all()
+    // The node sends the queued event after ready{resumed: true}, on the new connection.
+    // (lavalink-rs runs each message's hooks in a task of its own, so the order in which the
+    // hooks ran says nothing about the order on the wire.)
+    let wire = net.received();
+    let resumed_conn = wire
         .iter()
-        .position(|e| matches!(e, Ev::End(t) if t.guild_id.0 == RECONNECT_GUILD))
-        .unwrap_or(0);
+        .find(|c| proxy::find(c, "\"resumed\":true").is_some())
+        .ok_or("no connection carried ready{resumed: true}")?;
+    let ready_at = proxy::find(resumed_conn, "\"resumed\":true");
+    let end_at = proxy::find(resumed_conn, "TrackEndEvent");
     ensure!(
-        end_idx > ready_idx,
-        "the TrackEnd came before the resumed ready: {:?}",
-        log.all().iter().map(brief).collect::<Vec<_>>()
+        end_at.is_some() && end_at > ready_at,
+        "on the resumed connection: ready at byte {ready_at:?}, TrackEndEvent at {end_at:?}"
     );
     ensure!(
         end.reason == TrackEndReason::Finished,
