@@ -35,7 +35,7 @@ phase "rust tests"
 if [ "$only_rust" = 0 ]; then
   tests/songbird-check/run.sh || failed+=("songbird cross-check")
   phase "songbird cross-check"
-  for suite in tests/clients/python/run.sh tests/clients/js/run.sh; do
+  for suite in tests/clients/python/run.sh tests/clients/js/run.sh tests/clients/rust/run.sh; do
     if [ -x "$suite" ]; then
       "$suite" || failed+=("$suite")
       phase "$suite"
