@@ -1,5 +1,6 @@
 """Shared fixtures: one fake Discord voice server and one media server for the whole run, and
-a fresh Acoustic node per test module (one module per client library)."""
+a fresh Acoustic node per test module (one module per client library), which at the end of
+the module must have answered every request with success."""
 
 from __future__ import annotations
 
@@ -32,3 +33,9 @@ def node(tmp_path_factory: pytest.TempPathFactory, fake_discord: FakeDiscord) ->
     n = AcousticNode(tmp_path_factory.mktemp("acoustic"), fake_discord.ca_file)
     yield n
     n.stop()
+    # Every request the library made (and the harness's own checks) was answered with success:
+    # a library that sends something the node rejects fails here even if it swallowed the error.
+    requests = n.requests()
+    assert requests, f"no request lines in the node's log ({n.log_path}); is acoustic::request at debug?"
+    failed = [r for r in requests if r[3] >= 400]
+    assert not failed, f"the node answered with errors: {failed}"

@@ -220,9 +220,10 @@ async def test_resume_after_a_bot_restart(driver: MaficDriver, node: AcousticNod
     old_session_id = driver.session_id()
     voice_session = driver.gateway.voice_session(GUILD_RESUME)
     assert voice_session
+    mark = len(node.lines)
     await driver.bot.close()
     await driver.bot.pool.close()
-    await asyncio.sleep(0.5)
+    await node.await_log(f"client disconnected session={old_session_id}", since=mark)
 
     second, second_gateway = await start_bot(
         node,
@@ -247,7 +248,7 @@ async def test_resume_after_a_bot_restart(driver: MaficDriver, node: AcousticNod
         await player.seek(8_000)
         ended = await second.events.wait("end", GUILD_RESUME, timeout=10)
         assert ended.reason == "finished", ended
-        await asyncio.sleep(0.3)
+        await scenarios.wait_trailing_silence(driver, GUILD_RESUME)
 
         streams = await driver.fake.reports(GUILD_RESUME)
         assert len(streams) == 1, f"the voice connection was re-made: {len(streams)} streams"

@@ -195,10 +195,16 @@ async def test_resume_after_the_connection_drops(driver: WavelinkDriver, media: 
     await driver.events.wait("start", GUILD_RESUME, since)
     await scenarios.wait_audio(driver, GUILD_RESUME, 0, 1.5)
 
-    # The network drops the node connection (no close frame either way).
+    # The connection is lost (no close frame either way), and the node notices first: the
+    # bot's side stops sending (FIN), the node pauses the session and drops the socket, and
+    # wavelink sees it go. (If the client reconnected before the node had noticed the loss,
+    # the session would still be attached to the dead socket and the node, like Lavalink,
+    # would open a new session instead: see README-python.md.)
     ws = node._websocket.socket  # the library's aiohttp WebSocket
     assert ws is not None
-    ws.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+    mark = len(driver.node.lines)
+    ws.get_extra_info("socket").shutdown(socket.SHUT_WR)
+    await driver.node.await_log(f"client disconnected session={session_id}", since=mark)
 
     ready = await driver.events.wait("ready", since=since, timeout=15)
     assert ready.raw.resumed is True, ready
@@ -211,7 +217,7 @@ async def test_resume_after_the_connection_drops(driver: WavelinkDriver, media: 
     await driver.seek(GUILD_RESUME, 8_000)
     ended = await driver.events.wait("end", GUILD_RESUME, since, timeout=10)
     assert ended.reason == "finished", ended
-    await asyncio.sleep(0.3)
+    await scenarios.wait_trailing_silence(driver, GUILD_RESUME)
 
     streams = await driver.fake.reports(GUILD_RESUME)
     assert len(streams) == 1, f"the voice connection was re-made: {len(streams)} streams"

@@ -47,19 +47,6 @@ class Window:
     rms_dbfs: float
 
 
-@dataclass
-class Run:
-    """Consecutive windows that all read as the same step."""
-
-    step: int
-    start_s: float
-    duration_s: float
-    rms_dbfs: float
-
-    def __repr__(self) -> str:
-        return f"<step {self.step} at {self.start_s:.2f}s for {self.duration_s:.2f}s, {self.rms_dbfs:.1f} dBFS>"
-
-
 def windows(report: dict[str, Any], from_s: float = 0.0, to_s: float = math.inf) -> list[Window]:
     """The analysis windows of a report that lie wholly within ``[from_s, to_s)``."""
     out = []
@@ -71,28 +58,67 @@ def windows(report: dict[str, Any], from_s: float = 0.0, to_s: float = math.inf)
     return out
 
 
-def runs(ws: list[Window], factor: float = 1.0, min_duration_s: float = 0.25) -> list[Run]:
+@dataclass
+class Run:
+    """Consecutive windows that all read as the same step (across short unreadable gaps)."""
+
+    step: int
+    start_s: float
+    duration_s: float
+    rms_dbfs: float
+    #: Start times of the unreadable stretches (at most ``bridge_s`` long) inside the run.
+    glitches: tuple[float, ...] = ()
+
+    def __repr__(self) -> str:
+        extra = f", glitches at {', '.join(f'{g:.2f}s' for g in self.glitches)}" if self.glitches else ""
+        return f"<step {self.step} at {self.start_s:.2f}s for {self.duration_s:.2f}s, {self.rms_dbfs:.1f} dBFS{extra}>"
+
+
+def runs(ws: list[Window], factor: float = 1.0, min_duration_s: float = 0.25, bridge_s: float = 0.2) -> list[Run]:
     """Merges consecutive windows reading as the same step (with pitch ``factor``) into runs;
-    runs shorter than ``min_duration_s`` (window edges across a step change) are dropped."""
+    runs shorter than ``min_duration_s`` (window edges across a step change) are dropped.
+
+    An unreadable stretch of at most ``bridge_s`` between two windows of the same step is
+    bridged and listed in the run's ``glitches``: it is a click inside the step, such as the
+    one silence frame a sender puts in when a frame is not ready in time (a debug build on a
+    busy machine), not a step change.
+    """
     out: list[Run] = []
-    current: list[Window] = []
+    current: list[Window] = []  # the readable windows of the run being built
     current_step: int | None = None
+    glitches: list[float] = []
+    pending: list[Window] = []  # unreadable (or other-step) windows after the current run
 
     def flush() -> None:
         if current_step is not None and current:
-            duration = len(current) * WINDOW_S
+            duration = current[-1].start_s + WINDOW_S - current[0].start_s
             if duration >= min_duration_s - 1e-9:
                 inner = current[1:-1] or current
                 level = statistics.median(w.rms_dbfs for w in inner)
-                out.append(Run(current_step, current[0].start_s, duration, level))
+                out.append(Run(current_step, current[0].start_s, duration, level, tuple(glitches)))
+
+    def contiguous(a: Window, b: Window) -> bool:
+        return abs(b.start_s - a.start_s - WINDOW_S) < 1e-6
 
     for w in ws:
         k = nearest_step(w.freq, factor)
-        if k is not None and k == current_step and current and abs(w.start_s - current[-1].start_s - WINDOW_S) < 1e-6:
-            current.append(w)
+        if k is not None and k == current_step and current:
+            last = pending[-1] if pending else current[-1]
+            gap_ok = all(nearest_step(p.freq, factor) is None for p in pending) and (
+                len(pending) * WINDOW_S <= bridge_s + 1e-9
+            )
+            if contiguous(last, w) and gap_ok:
+                if pending:
+                    glitches.append(pending[0].start_s)
+                current.append(w)
+                pending = []
+                continue
+        if k is None and current and len(pending) * WINDOW_S < bridge_s - 1e-9:
+            pending.append(w)
             continue
         flush()
-        current, current_step = ([w], k) if k is not None else ([], None)
+        current, current_step, glitches = ([w], k, []) if k is not None else ([], None, [])
+        pending = []
     flush()
     return out
 

@@ -6,11 +6,13 @@ exactly as an operator would point it at a private CA.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,6 +22,9 @@ from . import paths
 
 PASSWORD = "youshallnotpass"
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: The node's debug line for each HTTP request it answered.
+_REQUEST = re.compile(r'acoustic::request: request method=(\S+) path="([^"]*)" query="([^"]*)".* status=(\d+)')
 
 
 class AcousticNode:
@@ -39,7 +44,9 @@ class AcousticNode:
         )
         env = dict(os.environ)
         env["SSL_CERT_FILE"] = str(ca_file)
-        env.setdefault("RUST_LOG", "info,acoustic=debug")
+        # Not the caller's RUST_LOG: the harness reads the node's "listening on", "client
+        # disconnected" and per-request lines (ACOUSTIC_LOG replaces the filter, as in the JS suite).
+        env["RUST_LOG"] = os.environ.get("ACOUSTIC_LOG", "info,acoustic=debug")
         self.log_path = workdir / "acoustic.log"
         self._log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115
         self._proc = subprocess.Popen(
@@ -52,6 +59,9 @@ class AcousticNode:
             bufsize=1,
         )
         self._address = threading.Event()
+        #: The node's log, one entry per line, without colours.
+        self.lines: list[str] = []
+        self._lines_changed = threading.Condition()
         self.host = "127.0.0.1"
         self.port = 0
         self._pump_thread = threading.Thread(target=self._pump, name="acoustic-log", daemon=True)
@@ -67,6 +77,9 @@ class AcousticNode:
         for line in self._proc.stdout:
             self._log.write(line)
             self._log.flush()
+            with self._lines_changed:
+                self.lines.append(_ANSI.sub("", line.rstrip("\n")))
+                self._lines_changed.notify_all()
             if not self._address.is_set() and (m := _LISTENING.search(line)):
                 self.host, self.port = m.group(1), int(m.group(2))
                 self._address.set()
@@ -92,6 +105,33 @@ class AcousticNode:
             return status, json.loads(text) if text else None
         except json.JSONDecodeError:
             return status, text
+
+    def wait_log(self, pattern: str, since: int = 0, timeout: float = 10.0) -> str:
+        """Waits for a log line (from index ``since`` on) matching the regular expression
+        ``pattern`` and returns it; ``len(node.lines)`` taken beforehand is a mark."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._lines_changed:
+            while True:
+                found = next((line for line in self.lines[since:] if regex.search(line)), None)
+                if found is not None:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no log line matching {pattern!r} within {timeout} s; see {self.log_path}")
+                self._lines_changed.wait(left)
+
+    async def await_log(self, pattern: str, since: int = 0, timeout: float = 10.0) -> str:
+        """:meth:`wait_log` without blocking the event loop."""
+        return await asyncio.to_thread(self.wait_log, pattern, since, timeout)
+
+    def requests(self) -> list[tuple[str, str, str, int]]:
+        """Every HTTP request the node answered so far: (method, path, query, status)."""
+        out = []
+        for line in list(self.lines):
+            if m := _REQUEST.search(line):
+                out.append((m.group(1), m.group(2), m.group(3), int(m.group(4))))
+        return out
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")

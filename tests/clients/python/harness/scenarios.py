@@ -82,6 +82,24 @@ async def wait_audio(d: Driver, guild_id: int, from_packets: int, seconds: float
     return await packets(d, guild_id)
 
 
+async def wait_trailing_silence(d: Driver, guild_id: int, timeout_s: float = 5.0) -> dict[str, Any]:
+    """Waits until the guild's stream ends in the five Opus silence frames a Discord sender
+    sends when it stops (after a track ends, on pause, on stop); returns that report."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        report = await d.fake.report(guild_id)
+        n = report["packets"]
+        listed = set(report["silence_positions"])
+        if n >= 5 and all(i in listed for i in range(n - 5, n)):
+            return report
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(
+                f"guild {guild_id}: the stream did not end in five silence frames within {timeout_s} s "
+                f"(packets {n}, silence frames at {report['silence_positions']}, {report['silence_frames']} in all)"
+            )
+        await asyncio.sleep(0.02)
+
+
 def seconds(packet_count: int) -> float:
     return packet_count * audio.FRAME_S
 
@@ -136,7 +154,7 @@ async def play_and_seek(d: Driver, guild_id: int, track: TrackInfo) -> None:
     ended = await d.events.wait("end", guild_id, since, timeout=15)
     assert ended.reason == "finished", ended
     assert ended.title == TITLE, ended
-    await asyncio.sleep(0.3)  # the silence frames after the track
+    await wait_trailing_silence(d, guild_id)  # the last frames of the track have arrived
 
     report = await d.fake.report(guild_id, window_s=audio.WINDOW_S)
     assert not audio.stream_problems(report), f"{audio.stream_problems(report)}: {audio.describe(report)}"
@@ -178,11 +196,10 @@ async def filters_pause_volume_stop(d: Driver, guild_id: int, flac: TrackInfo) -
     # Pause: nothing is sent (after the last buffered frames and five silence frames) and the
     # position stands still; resume goes on from there.
     await d.pause(guild_id, True)
-    await asyncio.sleep(0.4)
+    before = (await wait_trailing_silence(d, guild_id))["packets"]
     paused_at = await d.player_state(guild_id)
     assert paused_at["paused"] is True, paused_at
-    before = await packets(d, guild_id)
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.6)  # a stretch with nothing to send: there is no event to wait for
     after = await packets(d, guild_id)
     still = await d.player_state(guild_id)
     assert after == before, f"{after - before} packets arrived while paused"
@@ -200,7 +217,7 @@ async def filters_pause_volume_stop(d: Driver, guild_id: int, flac: TrackInfo) -
     await d.stop(guild_id)
     ended = await d.events.wait("end", guild_id, since)
     assert ended.reason == "stopped", ended
-    await asyncio.sleep(0.3)
+    await wait_trailing_silence(d, guild_id)
 
     report = await d.fake.report(guild_id, window_s=audio.WINDOW_S)
     assert not audio.stream_problems(report), f"{audio.stream_problems(report)}: {audio.describe(report)}"
