@@ -9,6 +9,7 @@ names the node), a ``discord.VoiceProtocol`` that forwards the voice updates to
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import discord
@@ -30,7 +31,8 @@ from harness.scenarios import TrackInfo
 GUILD_PLAY = 101
 GUILD_FILTERS = 102
 GUILD_RESUME = 103
-GUILDS = [GUILD_PLAY, GUILD_FILTERS, GUILD_RESUME]
+GUILD_RECONNECT = 104
+GUILDS = [GUILD_PLAY, GUILD_FILTERS, GUILD_RESUME, GUILD_RECONNECT]
 
 
 class LavalinkVoiceClient(discord.VoiceProtocol):
@@ -250,13 +252,73 @@ async def test_play_seek_and_events(driver: LavalinkPyDriver, media: MediaServer
 
 
 async def test_filters_pause_volume_stop(driver: LavalinkPyDriver, media: MediaServer) -> None:
-    flac = await driver.load_track(media.url("staircase/staircase.flac"))
+    # The playlist's second entry: a track from a playlist plays like any other.
+    _, tracks = await driver.load_playlist(media.url("playlist.m3u"))
+    flac = tracks[1]
+    assert flac.uri == media.url("staircase/staircase.flac"), flac
     await scenarios.filters_pause_volume_stop(driver, GUILD_FILTERS, flac)
 
 
 async def test_disconnect_destroys_the_player(driver: LavalinkPyDriver) -> None:
     await scenarios.disconnect(driver, GUILD_FILTERS, driver.gateway.sent)
     assert driver.bot.lavalink.player_manager.get(GUILD_FILTERS) is None
+
+
+async def test_reconnect_after_the_connection_drops(driver: LavalinkPyDriver, node: AcousticNode, media: MediaServer) -> None:
+    """Without resuming (Lavalink.py's default), a dropped node connection loses the node's
+    session and its players; Lavalink.py reconnects at once and re-creates each player on the
+    new session (DELETE, then a PATCH with the voice state, the track at the position it had
+    reached, volume and filters). The node opens a new voice connection and the track goes on
+    from where it was."""
+    fake = driver.fake
+    track = await driver.load_track(media.url("staircase/staircase.mp3"))
+    await scenarios.join(driver, GUILD_RECONNECT)
+    since = driver.events.mark()
+    await driver.play(GUILD_RECONNECT, track)
+    await driver.events.wait("start", GUILD_RECONNECT, since)
+    await scenarios.wait_audio(driver, GUILD_RECONNECT, 0, 2.5)
+    first = await fake.report(GUILD_RECONNECT, window_s=audio.WINDOW_S)
+    fake_events = len(await fake.events())
+
+    old_session = driver.session_id()
+    ws = driver.lavalink_node._transport._ws  # the library's aiohttp WebSocket
+    assert ws is not None
+    mark = len(node.lines)
+    ws.get_extra_info("socket").shutdown(socket.SHUT_WR)  # the connection is lost; the node notices
+    await node.await_log(f"client disconnected session={old_session}", since=mark)
+    ready = await driver.events.wait("ready", since=since, timeout=10)
+    assert ready.raw.resumed is False and ready.raw.session_id != old_session, ready.raw
+
+    # The re-created player streams on a new voice connection, from where the track was.
+    for _ in range(200):
+        streams = await fake.reports(GUILD_RECONNECT)
+        if len(streams) == 2 and streams[1]["packets"] >= 50:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"no second voice stream after the reconnect: {streams}")
+    closed = [e for e in (await fake.events())[fake_events:] if e["kind"] == "closed" and e.get("guild_id") == GUILD_RECONNECT]
+    assert closed and closed[0]["by"] == "client", f"the old voice connection was not closed by the node: {closed}"
+    # The old stream stopped within a few buffered frames of the drop.
+    assert streams[0]["packets"] - first["packets"] <= 15, (first["packets"], streams[0]["packets"])
+    state = await driver.player_state(GUILD_RECONNECT)
+    assert state["position"] >= 2_000, state
+    await driver.seek(GUILD_RECONNECT, 9_000)
+    ended = await driver.events.wait("end", GUILD_RECONNECT, since, timeout=10)
+    assert ended.reason == "finished", ended
+    await scenarios.wait_trailing_silence(driver, GUILD_RECONNECT)
+
+    second = await fake.report(GUILD_RECONNECT, window_s=audio.WINDOW_S)
+    assert not audio.stream_problems(second), f"{audio.stream_problems(second)}: {audio.describe(second)}"
+    # (the last window of the first snapshot may be cut short: leave it out)
+    before = audio.runs(audio.windows(first, 0, audio.seconds_of(first) - audio.WINDOW_S), min_duration_s=0.1)
+    after = audio.runs(audio.windows(second))
+    print(f"reconnect: first stream {before}, second stream {after}")
+    assert audio.steps(before) == [0, 1, 2], before
+    # The new stream starts in the step the old one stopped in (or the next, across the
+    # boundary), then the seek to 9 s.
+    assert audio.steps(after)[0] in (2, 3) and audio.steps(after)[-1] == 9, after
+    assert audio.steps(after) == sorted(audio.steps(after)), after
 
 
 async def test_resume_after_a_bot_restart(driver: LavalinkPyDriver, node: AcousticNode, media: MediaServer) -> None:

@@ -174,7 +174,10 @@ async def test_play_seek_and_events(driver: WavelinkDriver, media: MediaServer) 
 
 
 async def test_filters_pause_volume_stop(driver: WavelinkDriver, media: MediaServer) -> None:
-    flac = await driver.load_track(media.url("staircase/staircase.flac"))
+    # The playlist's second entry: a track from a playlist plays like any other.
+    _, tracks = await driver.load_playlist(media.url("playlist.m3u"))
+    flac = tracks[1]
+    assert flac.uri == media.url("staircase/staircase.flac"), flac
     await scenarios.filters_pause_volume_stop(driver, GUILD_FILTERS, flac)
 
 

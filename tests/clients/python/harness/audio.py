@@ -123,6 +123,11 @@ def runs(ws: list[Window], factor: float = 1.0, min_duration_s: float = 0.25, br
     return out
 
 
+def seconds_of(report: dict[str, Any]) -> float:
+    """Seconds of audio in a report (every packet is 20 ms)."""
+    return report["packets"] * FRAME_S
+
+
 def steps(rs: list[Run]) -> list[int]:
     return [r.step for r in rs]
 
