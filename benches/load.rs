@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo bench --bench load -- [--players 100] [--kind transcode|passthrough] [--seconds 30]
-//!                             [--burst 200] [--no-dave]
+//!                             [--burst 200] [--no-dave] [--read-ahead BYTES]
 //! ```
 //!
 //! Missed frames = 20 ms slots the receiver should have got (players × measured seconds × 50)
@@ -29,6 +29,8 @@ struct Args {
     seconds: u64,
     burst: u64,
     dave: bool,
+    /// `acoustic.audio.readAheadBytes` for the node (None: the shipped default).
+    read_ahead: Option<u64>,
 }
 
 fn args() -> Args {
@@ -38,6 +40,7 @@ fn args() -> Args {
         seconds: 30,
         burst: 200,
         dave: true,
+        read_ahead: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -47,6 +50,7 @@ fn args() -> Args {
             "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.seconds),
             "--burst" => a.burst = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.burst),
             "--no-dave" => a.dave = false,
+            "--read-ahead" => a.read_ahead = it.next().and_then(|v| v.parse().ok()),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -112,7 +116,12 @@ async fn main() {
         dave: a.dave,
         decode_audio: false,
         node: NodeOptions {
-            top_yaml: "logging:\n  level:\n    root: WARN\n    lavalink: WARN\n".into(),
+            top_yaml: format!(
+                "logging:\n  level:\n    root: WARN\n    lavalink: WARN\n{}",
+                a.read_ahead
+                    .map(|n| format!("acoustic:\n  audio:\n    readAheadBytes: {n}\n"))
+                    .unwrap_or_default()
+            ),
             ..Default::default()
         },
         ..Default::default()
