@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo bench --bench load -- [--players 100] [--kind transcode|passthrough] [--seconds 30]
-//!                             [--burst 200] [--no-dave]
+//!                             [--burst 200] [--no-dave] [--read-ahead BYTES]
 //! ```
 //!
 //! Missed frames = 20 ms slots the receiver should have got (players × measured seconds × 50)
@@ -13,7 +13,6 @@
 //! the gap percentiles.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +28,8 @@ struct Args {
     seconds: u64,
     burst: u64,
     dave: bool,
+    /// `acoustic.audio.readAheadBytes` for the node (None: the shipped default).
+    read_ahead: Option<u64>,
 }
 
 fn args() -> Args {
@@ -38,6 +39,7 @@ fn args() -> Args {
         seconds: 30,
         burst: 200,
         dave: true,
+        read_ahead: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -47,6 +49,7 @@ fn args() -> Args {
             "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.seconds),
             "--burst" => a.burst = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.burst),
             "--no-dave" => a.dave = false,
+            "--read-ahead" => a.read_ahead = it.next().and_then(|v| v.parse().ok()),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -92,6 +95,32 @@ fn rss_mb(pid: u32) -> f64 {
         / 1e6
 }
 
+/// Node-wide counters from `/metrics`: frames sent, nulled, deficit; pacer ticks, late ticks.
+async fn node_counters(rig: &Rig) -> [f64; 5] {
+    let text = rig
+        .node
+        .http()
+        .get(rig.node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    [
+        value("acoustic_frames_sent_total"),
+        value("acoustic_frames_nulled_total"),
+        value("acoustic_frames_deficit_total"),
+        value("acoustic_pacer_ticks_total"),
+        value("acoustic_pacer_late_ticks_total"),
+    ]
+}
+
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -112,7 +141,12 @@ async fn main() {
         dave: a.dave,
         decode_audio: false,
         node: NodeOptions {
-            top_yaml: "logging:\n  level:\n    root: WARN\n    lavalink: WARN\n".into(),
+            top_yaml: format!(
+                "metrics:\n  prometheus:\n    enabled: true\nlogging:\n  level:\n    root: WARN\n    lavalink: WARN\n{}",
+                a.read_ahead
+                    .map(|n| format!("acoustic:\n  audio:\n    readAheadBytes: {n}\n"))
+                    .unwrap_or_default()
+            ),
             ..Default::default()
         },
         ..Default::default()
@@ -151,12 +185,14 @@ async fn main() {
     // Warm up, then measure.
     tokio::time::sleep(Duration::from_secs(5)).await;
     rig.discord.reset_stats();
+    let node0 = node_counters(&rig).await;
     let cpu0 = cpu_seconds(pid);
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(a.seconds)).await;
     let wall = t0.elapsed().as_secs_f64();
     let cpu = (cpu_seconds(pid) - cpu0) / wall;
     let rss = rss_mb(pid);
+    let node1 = node_counters(&rig).await;
 
     let mut received = 0u64;
     let mut lost = 0u64;
@@ -190,6 +226,18 @@ async fn main() {
         "  gap p99 per stream    median {median_p99:.1} ms, worst {worst_p99:.1} ms; max gap {max_gap:.1} ms; gaps > 40 ms: {over40}"
     );
     println!("  decrypt failures      {decrypt_failures}");
+    // The node's own account of the same window: frames it sent, found no audio for (nulled),
+    // or had no frame ready for in time (deficit), and pacer ticks that started late. Misses
+    // the node does not see were lost between its socket and the receiver.
+    let d = |i: usize| node1[i] - node0[i];
+    println!(
+        "  node frame counters   sent {:.0}, nulled {:.0}, deficit {:.0}; pacer ticks {:.0}, late {:.0}",
+        d(0),
+        d(1),
+        d(2),
+        d(3),
+        d(4)
+    );
     println!(
         "  node CPU              {:.1} % of one core ({:.2} % per player)",
         cpu * 100.0,

@@ -19,19 +19,26 @@ if [ "${1:-}" = "--rust" ]; then
 fi
 
 failed=()
+start=$SECONDS
+# Prints how long each phase took, so a slow CI run shows where the time went.
+phase() { echo "test.sh: $1 done at $((SECONDS - start)) s" >&2; }
 # Benchmarks are not run here, but they must keep compiling.
 cargo build --benches || failed+=("benches build")
+phase "benches build"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@" || failed+=("rust tests")
 else
   cargo test --workspace --no-fail-fast "$@" || failed+=("rust tests")
 fi
+phase "rust tests"
 
 if [ "$only_rust" = 0 ]; then
   tests/songbird-check/run.sh || failed+=("songbird cross-check")
-  for suite in tests/clients/python/run.sh tests/clients/js/run.sh; do
+  phase "songbird cross-check"
+  for suite in tests/clients/python/run.sh tests/clients/js/run.sh tests/clients/rust/run.sh; do
     if [ -x "$suite" ]; then
       "$suite" || failed+=("$suite")
+      phase "$suite"
     fi
   done
 fi

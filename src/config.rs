@@ -285,7 +285,7 @@ impl Config {
         }
         let proxy_port = r.int("lavalink.server.httpConfig.proxyPort", 3128)?;
         let workers = r.int("acoustic.audio.workers", 0)?;
-        let read_ahead = r.int("acoustic.audio.readAheadBytes", 4 * 1024 * 1024)?;
+        let read_ahead = r.int("acoustic.audio.readAheadBytes", 1024 * 1024)?;
         let handshakes = r.int("acoustic.voice.handshakeConcurrency", 32)?;
         for (key, v) in [
             ("acoustic.audio.workers", workers),

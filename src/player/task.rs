@@ -130,7 +130,14 @@ impl Player {
                     && !current.started
                 {
                     current.started = true;
-                    let track = self.event_track(current);
+                    // The track as the client asked for it: at its start position (Lavalink
+                    // fires this event before any audio moves the position), so its `encoded`
+                    // matches what the client sent, whatever frame the audio is at by now.
+                    let track = crate::track::to_track(
+                        &current.data,
+                        current.target_position,
+                        current.user_data.clone(),
+                    );
                     self.outbox
                         .send(&OutgoingMessage::Event(Event::TrackStartEvent {
                             guild_id: self.guild_id.to_string(),

@@ -58,7 +58,7 @@ impl Default for SourceSettings {
             connect_timeout: Duration::from_millis(3000),
             read_timeout: Duration::from_millis(3000),
             proxy: None,
-            read_ahead_bytes: 4 * 1024 * 1024,
+            read_ahead_bytes: 1024 * 1024,
             route_planner: None,
         }
     }
