@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::player::PlayerContext;
 use crate::protocol::info::{Git, Info, Plugin, Version};
 use crate::protocol::stats::{Cpu, FrameStats, Memory, Stats};
-use crate::resolver::{YtDlpResolver, YtDlpSettings};
+use crate::resolver::{YtDlpSettings, YtDlpSlot};
 use crate::routeplanner::RoutePlanner;
 use crate::session::{Session, Sessions};
 use crate::sources::{ProxySettings, SourceManagers, SourceSettings};
@@ -27,6 +27,7 @@ pub struct Node {
     pub players: Arc<PlayerContext>,
     pub started_at: Instant,
     pub cpu: Arc<CpuLoad>,
+    /// `/v4/info` without its `sourceManagers` (filled in per request).
     pub info: Info,
     /// `None` when `ratelimit.ipBlocks` is empty (disabled).
     pub route_planner: Option<Arc<RoutePlanner>>,
@@ -45,7 +46,7 @@ impl Node {
             user: Some(config.http_proxy.proxy_user.clone()).filter(|u| !u.is_empty()),
             password: Some(config.http_proxy.proxy_password.clone()).filter(|p| !p.is_empty()),
         });
-        let ytdlp = start_ytdlp(&config, route_planner.clone());
+        let ytdlp = ytdlp_slot(&config, route_planner.clone());
         let sources = Arc::new(SourceManagers::new(
             SourceSettings {
                 http: config.sources.http,
@@ -59,6 +60,7 @@ impl Node {
             },
             ytdlp,
         ));
+        sources.find_ytdlp_in_background();
         let engine = AudioEngine::new(
             config.audio_workers,
             PipelineSettings {
@@ -80,7 +82,7 @@ impl Node {
         });
         let cpu = Arc::new(CpuLoad::default());
         system_stats::spawn_sampler(cpu.clone(), Duration::from_secs(5));
-        let info = build_info(&config, &sources);
+        let info = build_info(&config);
         Ok(Arc::new(Node {
             config,
             sessions: Arc::new(Sessions::default()),
@@ -180,31 +182,22 @@ impl Node {
     }
 }
 
-/// Finds yt-dlp and starts its warm helper (blocking until it is ready, so `/v4/info` lists its
-/// sources from the start), unless every source it would serve is disabled.
-fn start_ytdlp(
-    config: &Config,
-    route_planner: Option<Arc<RoutePlanner>>,
-) -> Option<Arc<YtDlpResolver>> {
-    let settings = YtDlpSettings {
+/// What looks for yt-dlp and starts its warm helper: in the background (a second or two, see
+/// [`YtDlpSlot`]), on a multi-threaded runtime only, where the helper's I/O tasks live.
+fn ytdlp_slot(config: &Config, route_planner: Option<Arc<RoutePlanner>>) -> YtDlpSlot {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if !multi_thread {
+        tracing::warn!("yt-dlp sources are off: the node is not on a multi-threaded runtime");
+        return YtDlpSlot::from(None);
+    }
+    YtDlpSlot::new(YtDlpSettings {
         route_planner,
         ..YtDlpSettings::from_config(config)
-    };
-    let s = &settings.sources;
-    if !(s.youtube || s.soundcloud || s.bandcamp || s.twitch || s.vimeo || s.niconico || s.generic)
-    {
-        return None;
-    }
-    // The helper's I/O tasks live on the node's (multi-threaded) runtime.
-    let handle = tokio::runtime::Handle::try_current().ok()?;
-    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-        tracing::warn!("yt-dlp sources are off: the node is not on a multi-threaded runtime");
-        return None;
-    }
-    tokio::task::block_in_place(|| handle.block_on(YtDlpResolver::detect(settings)))
+    })
 }
 
-fn build_info(config: &Config, sources: &SourceManagers) -> Info {
+fn build_info(config: &Config) -> Info {
     let mut parts = LAVALINK_VERSION
         .split('.')
         .map(|p| p.parse::<u32>().unwrap_or(0));
@@ -237,7 +230,8 @@ fn build_info(config: &Config, sources: &SourceManagers) -> Info {
             "acoustic-audio {} (symphonia 0.6, libopus)",
             env!("CARGO_PKG_VERSION")
         ),
-        source_managers: sources.names().into_iter().map(String::from).collect(),
+        // Filled in per request: the yt-dlp sources are known once yt-dlp has been looked for.
+        source_managers: Vec::new(),
         filters: crate::protocol::filters::BUILTIN_FILTERS
             .iter()
             .filter(|f| config.filter_enabled(f))

@@ -317,7 +317,7 @@ async fn http_disabled_claims_nothing() {
         },
         None,
     );
-    assert!(sources.names().is_empty());
+    assert!(sources.names().await.is_empty());
     assert_eq!(
         sources.load(&server.url("staircase/staircase.flac")).await,
         LoadedItem::Empty
@@ -477,7 +477,7 @@ fn local_sources(dirs: Vec<PathBuf>) -> SourceManagers {
 async fn local_files_inside_the_directories_only() {
     let staircase = media_dir().join("staircase");
     let sources = local_sources(vec![staircase.clone()]);
-    assert_eq!(sources.names(), ["local", "http"]);
+    assert_eq!(sources.names().await, ["local", "http"]);
 
     let flac = staircase.join("staircase.flac");
     let track = expect_track(sources.load(flac.to_str().unwrap()).await);

@@ -517,3 +517,66 @@ async fn ytdlp_generic_pages_resolve_load_and_play() {
         "the resolved media URL through the planner too"
     );
 }
+
+/// Looking for yt-dlp (a Python start and an import: a second or two) does not hold up the
+/// node: it answers at once, and only `/v4/info`'s source list waits for the search to end.
+#[tokio::test]
+async fn the_node_answers_while_ytdlp_is_searched_for() {
+    let Some(bin) = ytdlp_bin() else { return };
+    // A `python3` that waits at a gate before becoming the venv's interpreter, first on PATH.
+    let dir = std::env::temp_dir().join(format!("acoustic-ytdlp-gate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let gate = dir.join("gate");
+    let _ = std::fs::remove_file(&gate);
+    let wrapper = dir.join("python3");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nwhile [ ! -e '{}' ]; do sleep 0.05; done\nexec '{}' \"$@\"\n",
+            gate.display(),
+            bin.join("python3").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let node = common::node::TestNode::start_with(NodeOptions {
+        env: vec![(
+            "PATH".into(),
+            format!("{}:/usr/local/bin:/usr/bin:/bin", dir.display()),
+        )],
+        ..Default::default()
+    })
+    .await;
+
+    // The gate is shut: the search cannot have ended, yet the node serves.
+    let (status, _) = node.get_json("/v4/stats").await;
+    assert_eq!(status, 200);
+    let version = node.http().get(node.url("/version")).send().await.unwrap();
+    assert_eq!(version.status(), 200);
+    let info = {
+        let (http, url) = (node.http().clone(), node.url("/v4/info"));
+        tokio::spawn(async move {
+            let r = http.get(url).send().await.unwrap();
+            r.json::<Value>().await.unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!info.is_finished(), "/v4/info waits for the search");
+
+    std::fs::write(&gate, b"").unwrap();
+    let info: Value = tokio::time::timeout(Duration::from_secs(60), info)
+        .await
+        .expect("/v4/info answers once yt-dlp is found")
+        .unwrap();
+    let names: Vec<&str> = info["sourceManagers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        names.contains(&"soundcloud") && names.last() == Some(&"http"),
+        "{names:?}"
+    );
+}

@@ -17,7 +17,16 @@ pub async fn version() -> impl IntoResponse {
 }
 
 pub async fn info(State(node): State<AppState>) -> Json<Info> {
-    Json(node.info.clone())
+    let mut info = node.info.clone();
+    info.source_managers = node
+        .players
+        .sources
+        .names()
+        .await
+        .into_iter()
+        .map(String::from)
+        .collect();
+    Json(info)
 }
 
 pub async fn stats(State(node): State<AppState>) -> Json<Stats> {

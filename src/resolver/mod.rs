@@ -38,6 +38,7 @@ pub mod locate;
 pub mod map;
 pub mod process;
 pub mod route;
+pub mod slot;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -59,6 +60,7 @@ use process::{Helper, HelperConfig, RequestError};
 use route::{Kind, Query, Route, RouteConfig, Source};
 
 pub use route::GENERIC_SOURCE_NAME;
+pub use slot::YtDlpSlot;
 
 /// `lavalink.server.sources.*` for the yt-dlp backed sources, plus the generic fallback.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +74,36 @@ pub struct YtDlpSources {
     pub niconico: bool,
     /// Other sites yt-dlp supports, for `http(s)` URLs the http source could not play.
     pub generic: bool,
+}
+
+impl YtDlpSources {
+    fn enabled(&self, source: Source) -> bool {
+        match source {
+            Source::Youtube => self.youtube,
+            Source::Soundcloud => self.soundcloud,
+            Source::Bandcamp => self.bandcamp,
+            Source::Twitch => self.twitch,
+            Source::Vimeo => self.vimeo,
+            Source::Niconico => self.niconico,
+            Source::Generic => self.generic,
+        }
+    }
+
+    /// Whether any source yt-dlp would serve is on.
+    pub fn any(&self) -> bool {
+        self.youtube
+            || self.soundcloud
+            || self.bandcamp
+            || self.twitch
+            || self.vimeo
+            || self.niconico
+            || self.generic
+    }
+
+    /// Whether `source_name` is one of these sources and enabled.
+    pub fn plays(&self, source_name: &str) -> bool {
+        Source::from_name(source_name).is_some_and(|s| self.enabled(s))
+    }
 }
 
 impl Default for YtDlpSources {
@@ -366,22 +398,13 @@ impl YtDlpResolver {
     }
 
     fn enabled(&self, source: Source) -> bool {
-        let s = &self.settings.sources;
-        match source {
-            Source::Youtube => s.youtube,
-            Source::Soundcloud => s.soundcloud,
-            Source::Bandcamp => s.bandcamp,
-            Source::Twitch => s.twitch,
-            Source::Vimeo => s.vimeo,
-            Source::Niconico => s.niconico,
-            Source::Generic => s.generic,
-        }
+        self.settings.sources.enabled(source)
     }
 
     /// Whether tracks with this `sourceName` are played by this resolver (enabled sources and,
     /// with the generic fallback on, `ytdlp`).
     pub fn plays(&self, source_name: &str) -> bool {
-        Source::from_name(source_name).is_some_and(|s| self.enabled(s))
+        self.settings.sources.plays(source_name)
     }
 
     /// The detail layout of our sources' encoded tracks: none of them store details.

@@ -27,7 +27,7 @@ use crate::routeplanner::RoutePlanner;
 
 use self::http::HttpSource;
 use self::local::LocalSource;
-use crate::resolver::{StreamProtocol, StreamTarget, YtDlpResolver};
+use crate::resolver::{StreamProtocol, StreamTarget, YtDlpSlot};
 
 /// Source configuration, filled from `application.yml` (`lavalink.server.sources.*`,
 /// `httpConfig`, `timeouts`).
@@ -176,7 +176,7 @@ pub trait MediaReader: symphonia::core::io::MediaSource {
 /// The registry of source managers, asked in Lavalink's order: the yt-dlp sites, `local`, then
 /// `http` last.
 pub struct SourceManagers {
-    ytdlp: Option<Arc<YtDlpResolver>>,
+    ytdlp: Arc<YtDlpSlot>,
     local: Option<LocalSource>,
     /// Always built: it also plays what yt-dlp resolves. Loads only when `http_enabled`.
     http: HttpSource,
@@ -184,11 +184,12 @@ pub struct SourceManagers {
 }
 
 impl SourceManagers {
-    /// The sources `settings` enables, and the yt-dlp backed ones if a resolver was found.
-    pub fn new(settings: SourceSettings, ytdlp: Option<Arc<YtDlpResolver>>) -> Self {
+    /// The sources `settings` enables, and the yt-dlp backed ones if yt-dlp is (or will be)
+    /// found: a resolver, `None`, or a [`YtDlpSlot`] still searching.
+    pub fn new(settings: SourceSettings, ytdlp: impl Into<YtDlpSlot>) -> Self {
         let local = settings.local.then(|| LocalSource::new(&settings));
         SourceManagers {
-            ytdlp,
+            ytdlp: Arc::new(ytdlp.into()),
             local,
             http: HttpSource::new(&settings),
             http_enabled: settings.http,
@@ -199,10 +200,16 @@ impl SourceManagers {
         self.http_enabled.then_some(&self.http)
     }
 
-    /// Enabled `sourceName`s, in registration order (for `/v4/info`).
-    pub fn names(&self) -> Vec<&'static str> {
+    /// Starts looking for yt-dlp now, without waiting for it (see [`YtDlpSlot`]).
+    pub fn find_ytdlp_in_background(&self) {
+        self.ytdlp.search_in_background();
+    }
+
+    /// Enabled `sourceName`s, in registration order (for `/v4/info`); waits for the search for
+    /// yt-dlp if it is still running.
+    pub async fn names(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
-        if let Some(ytdlp) = &self.ytdlp {
+        if let Some(ytdlp) = self.ytdlp.get().await {
             names.extend(ytdlp.source_names());
         }
         if self.local.is_some() {
@@ -219,13 +226,14 @@ impl SourceManagers {
         match source_name {
             local::SOURCE_NAME if self.local.is_some() => Some(DetailsLayout::ProbeInfo),
             http::SOURCE_NAME if self.http_enabled => Some(DetailsLayout::ProbeInfo),
-            other => self.ytdlp.as_ref()?.details_layout(other),
+            other => self.ytdlp.details_layout(other),
         }
     }
 
     /// Resolves an identifier: the first source that claims it answers; nobody → `Empty`.
     pub async fn load(&self, identifier: &str) -> LoadedItem {
-        if let Some(ytdlp) = &self.ytdlp
+        let ytdlp = self.ytdlp.get().await;
+        if let Some(ytdlp) = ytdlp
             && let Some(item) = ytdlp.load(identifier).await
         {
             return item;
@@ -239,7 +247,7 @@ impl SourceManagers {
             && http::claims(identifier)
         {
             let item = http.load(identifier).await;
-            if let (LoadedItem::Error(e), Some(ytdlp)) = (&item, &self.ytdlp)
+            if let (LoadedItem::Error(e), Some(ytdlp)) = (&item, ytdlp)
                 && wants_fallback(e)
                 && let Some(other) = ytdlp.fallback(identifier.trim()).await
             {
@@ -261,7 +269,7 @@ impl SourceManagers {
                 Some(http) => http.open(track).await,
                 None => Err(error::source_disabled(http::SOURCE_NAME)),
             },
-            other => match &self.ytdlp {
+            other => match self.ytdlp.get().await {
                 Some(ytdlp) if ytdlp.plays(other) => {
                     let target = ytdlp.stream(track).await?;
                     self.open_target(target).await
