@@ -138,6 +138,11 @@ pub struct Config {
     pub read_ahead_bytes: usize,
     /// Voice handshakes allowed to run at once.
     pub voice_handshake_limit: usize,
+    /// `acoustic.sources.ytdlp.python`: an interpreter that can import `yt_dlp` (then nothing
+    /// else is tried); `None` = search `PATH`.
+    pub ytdlp_python: Option<PathBuf>,
+    /// `acoustic.sources.ytdlp.executable`: a `yt-dlp` script or zipapp whose interpreter is used.
+    pub ytdlp_executable: Option<PathBuf>,
     /// Keys present in the file (or environment) that nothing reads.
     pub unknown_keys: Vec<String>,
 }
@@ -356,6 +361,13 @@ impl Config {
             .map(PathBuf::from)
             .collect();
 
+        let mut path_setting = |key: &str| -> Result<Option<PathBuf>, ConfigError> {
+            let v = r.string(key, "")?;
+            Ok((!v.trim().is_empty()).then(|| PathBuf::from(v.trim())))
+        };
+        let ytdlp_python = path_setting("acoustic.sources.ytdlp.python")?;
+        let ytdlp_executable = path_setting("acoustic.sources.ytdlp.executable")?;
+
         let config = Config {
             port: port as u16,
             address,
@@ -429,6 +441,8 @@ impl Config {
             audio_workers: workers as usize,
             read_ahead_bytes: read_ahead as usize,
             voice_handshake_limit: handshakes as usize,
+            ytdlp_python,
+            ytdlp_executable,
             unknown_keys: Vec::new(),
         };
         // Keys of other request-logging and youtube options we accept but do not use.

@@ -580,3 +580,28 @@ async fn the_node_answers_while_ytdlp_is_searched_for() {
         "{names:?}"
     );
 }
+
+/// `acoustic.sources.ytdlp.python` names the interpreter: yt-dlp is found without being on
+/// `PATH`.
+#[tokio::test]
+async fn a_configured_interpreter_finds_ytdlp_off_path() {
+    let Some(bin) = ytdlp_bin() else { return };
+    let node = common::node::TestNode::start_with(NodeOptions {
+        top_yaml: format!(
+            "acoustic:\n  sources:\n    ytdlp:\n      python: \"{}\"\n",
+            bin.join("python3").display()
+        ),
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        ..Default::default()
+    })
+    .await;
+    let (status, info) = node.get_json("/v4/info").await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = info["sourceManagers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(names.contains(&"soundcloud"), "{names:?}");
+}

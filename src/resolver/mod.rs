@@ -208,6 +208,8 @@ impl YtDlpSettings {
             soundcloud_search_enabled: config.soundcloud_search_enabled,
             soundcloud_filter_out_preview_tracks: config.soundcloud_filter_out_preview_tracks,
             youtube_playlist_load_limit: config.youtube_playlist_load_limit,
+            python: config.ytdlp_python.clone(),
+            ytdlp: config.ytdlp_executable.clone(),
             ..YtDlpSettings::default()
         }
     }
@@ -355,7 +357,7 @@ impl YtDlpResolver {
         tracing::warn!(
             "yt-dlp not found, so YouTube, SoundCloud, Bandcamp, Twitch, Vimeo and Niconico are \
              disabled. Install it (e.g. `python3 -m pip install yt-dlp`) or configure its \
-             interpreter. Tried: {}",
+             interpreter (`acoustic.sources.ytdlp.python`). Tried: {}",
             if failures.is_empty() {
                 "nothing (no python3 or yt-dlp on PATH)".to_string()
             } else {
