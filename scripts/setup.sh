@@ -9,7 +9,8 @@ set -euo pipefail
 need=()
 command -v cmake >/dev/null || need+=(cmake)
 command -v c++ >/dev/null || need+=(g++)
-ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+# libclang itself (libclang.so / libclang-14.so…), not libclang-cpp, which some images carry alone.
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || ls /usr/lib/*-linux-gnu/libclang-[0-9]*.so* >/dev/null 2>&1 || need+=(libclang-dev)
 if [ "${1:-}" = "--test" ]; then
   command -v ffmpeg >/dev/null || need+=(ffmpeg)
   command -v sox >/dev/null || need+=(sox)
