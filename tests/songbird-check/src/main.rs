@@ -438,13 +438,24 @@ async fn run_case(fake: &mut Fake, guild: u64, case: &Case) -> Result<String, Ve
         "plain_frames_while_dave",
         "opus_decode_errors",
         "bad_headers",
-        "packets_before_speaking",
         "packets_from_other_address",
         "nonce_discontinuities",
     ] {
         if n(key) != 0 {
             fail(&mut problems, format!("{key} = {}", report[key]));
         }
+    }
+    // songbird's mixer thread sends the first packet while its gateway task is still about to
+    // send Speaking, so on a busy machine the first packet or two can arrive more than the fake
+    // server's 50 ms grace before it. More than that means Speaking was missing or late.
+    if n("packets_before_speaking") > 2 {
+        fail(
+            &mut problems,
+            format!(
+                "packets_before_speaking = {} (songbird may lead by 2 at most)",
+                report["packets_before_speaking"]
+            ),
+        );
     }
     if report["mode"] != case.expect_mode {
         fail(
