@@ -26,7 +26,7 @@ const ALL_TEN: &str = r#"{
     "lowPass": {"smoothing": 2}
 }"#;
 
-const SINGLE: [(&str, &str); 11] = [
+const SINGLE: [(&str, &str); 12] = [
     ("volume", r#"{"volume":0.8}"#),
     (
         "equalizer_15_bands",
@@ -37,6 +37,7 @@ const SINGLE: [(&str, &str); 11] = [
     ),
     ("karaoke", r#"{"karaoke":{}}"#),
     ("timescale_speed", r#"{"timescale":{"speed":1.25}}"#),
+    ("timescale_pitch", r#"{"timescale":{"pitch":1.25}}"#),
     ("timescale_rate", r#"{"timescale":{"rate":1.25}}"#),
     ("tremolo", r#"{"tremolo":{}}"#),
     ("vibrato", r#"{"vibrato":{}}"#),

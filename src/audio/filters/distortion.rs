@@ -45,6 +45,8 @@ pub(super) fn params(cfg: &Option<Config>) -> Option<Params> {
 #[derive(Debug)]
 pub(super) struct Distortion {
     p: Params,
+    /// All three scales are equal (as they are by default), so one angle serves every factor.
+    one_angle: bool,
 }
 
 impl Distortion {
@@ -52,11 +54,19 @@ impl Distortion {
     fn shape(&self, x: f32) -> f32 {
         let p = &self.p;
         let x = x as f64;
-        let y = p.offset
-            + p.scale
-                * (p.sin_offset + (x * p.sin_scale).sin())
-                * (p.cos_offset + (x * p.cos_scale).cos())
-                * (p.tan_offset + (x * p.tan_scale).tan());
+        let (sin, cos, tan);
+        if self.one_angle {
+            // sin, cos and tan of one angle: two library calls instead of three.
+            let a = x * p.sin_scale;
+            (sin, cos) = (a.sin(), a.cos());
+            tan = sin / cos;
+        } else {
+            sin = (x * p.sin_scale).sin();
+            cos = (x * p.cos_scale).cos();
+            tan = (x * p.tan_scale).tan();
+        }
+        let y =
+            p.offset + p.scale * (p.sin_offset + sin) * (p.cos_offset + cos) * (p.tan_offset + tan);
         // f64 products of f32-sized values cannot overflow; NaN would need an infinity.
         if y.is_nan() {
             0.0
@@ -70,11 +80,14 @@ impl InPlace for Distortion {
     type Params = Params;
 
     fn new(p: &Params) -> Self {
-        Distortion { p: *p }
+        Distortion {
+            p: *p,
+            one_angle: p.sin_scale == p.cos_scale && p.cos_scale == p.tan_scale,
+        }
     }
 
     fn set(&mut self, p: &Params) {
-        self.p = *p;
+        *self = Self::new(p);
     }
 
     fn reset(&mut self) {}

@@ -20,6 +20,7 @@ mod distortion;
 mod equalizer;
 mod glide;
 mod karaoke;
+mod lfo;
 mod low_pass;
 mod rotation;
 mod timescale;

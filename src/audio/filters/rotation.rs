@@ -8,6 +8,7 @@
 
 use std::f64::consts::TAU;
 
+use super::lfo::Lfo;
 use super::{InPlace, SAMPLE_RATE};
 use crate::protocol::filters::Rotation as Config;
 
@@ -29,8 +30,7 @@ pub(super) fn params(cfg: &Option<Config>) -> Option<Params> {
 
 #[derive(Debug)]
 pub(super) struct Rotation {
-    step: f64,
-    phase: f64,
+    lfo: Lfo,
 }
 
 impl InPlace for Rotation {
@@ -38,29 +38,22 @@ impl InPlace for Rotation {
 
     fn new(p: &Params) -> Self {
         Rotation {
-            step: p.step,
-            phase: 0.0,
+            lfo: Lfo::new(p.step),
         }
     }
 
     fn set(&mut self, p: &Params) {
-        self.step = p.step;
+        self.lfo.set_step(p.step);
     }
 
     fn reset(&mut self) {}
 
     fn process(&mut self, buf: &mut [f32]) {
-        let mut phase = self.phase;
-        for frame in buf.chunks_exact_mut(2) {
-            let s = (phase as f32).sin();
+        for (frame, s) in buf.chunks_exact_mut(2).zip(self.lfo.sines()) {
             frame[0] *= 0.5 * (1.0 + s);
             frame[1] *= 0.5 * (1.0 - s);
-            phase += self.step;
-            if phase >= TAU {
-                phase -= TAU;
-            }
         }
-        self.phase = phase;
+        self.lfo.advance(buf.len() / 2);
     }
 }
 

@@ -8,6 +8,7 @@
 use std::f64::consts::TAU;
 
 use super::glide::Glide;
+use super::lfo::Lfo;
 use super::{InPlace, SAMPLE_RATE};
 use crate::protocol::filters::Tremolo as Config;
 
@@ -31,9 +32,8 @@ pub(super) fn params(cfg: &Option<Config>) -> Option<Params> {
 
 #[derive(Debug)]
 pub(super) struct Tremolo {
-    step: f64,
+    lfo: Lfo,
     half_depth: Glide,
-    phase: f64,
 }
 
 impl InPlace for Tremolo {
@@ -41,14 +41,13 @@ impl InPlace for Tremolo {
 
     fn new(p: &Params) -> Self {
         Tremolo {
-            step: p.step,
+            lfo: Lfo::new(p.step),
             half_depth: Glide::new(p.half_depth),
-            phase: 0.0,
         }
     }
 
     fn set(&mut self, p: &Params) {
-        self.step = p.step;
+        self.lfo.set_step(p.step);
         self.half_depth.set(p.half_depth);
     }
 
@@ -57,16 +56,13 @@ impl InPlace for Tremolo {
     }
 
     fn process(&mut self, buf: &mut [f32]) {
-        for frame in buf.chunks_exact_mut(2) {
+        for (frame, sin) in buf.chunks_exact_mut(2).zip(self.lfo.sines()) {
             let d = self.half_depth.next();
-            let gain = (1.0 - d) + d * (self.phase as f32).sin();
+            let gain = (1.0 - d) + d * sin;
             frame[0] *= gain;
             frame[1] *= gain;
-            self.phase += self.step;
-            if self.phase >= TAU {
-                self.phase -= TAU;
-            }
         }
+        self.lfo.advance(buf.len() / 2);
     }
 }
 

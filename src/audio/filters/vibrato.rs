@@ -9,6 +9,7 @@
 
 use std::f64::consts::TAU;
 
+use super::lfo::Lfo;
 use super::{InPlace, SAMPLE_RATE};
 use crate::protocol::filters::Vibrato as Config;
 
@@ -42,7 +43,7 @@ pub(super) fn params(cfg: &Option<Config>) -> Option<Params> {
 #[derive(Debug)]
 pub(super) struct Vibrato {
     p: Params,
-    phase: f64,
+    lfo: Lfo,
     ring: [[f32; RING]; 2],
     write: usize,
 }
@@ -53,7 +54,7 @@ impl InPlace for Vibrato {
     fn new(p: &Params) -> Self {
         Vibrato {
             p: *p,
-            phase: 0.0,
+            lfo: Lfo::new(p.step),
             ring: [[0.0; RING]; 2],
             write: 0,
         }
@@ -61,6 +62,7 @@ impl InPlace for Vibrato {
 
     fn set(&mut self, p: &Params) {
         self.p = *p;
+        self.lfo.set_step(p.step);
     }
 
     fn reset(&mut self) {
@@ -69,17 +71,13 @@ impl InPlace for Vibrato {
 
     fn process(&mut self, buf: &mut [f32]) {
         let mask = RING - 1;
-        for frame in buf.chunks_exact_mut(2) {
+        for (frame, sin) in buf.chunks_exact_mut(2).zip(self.lfo.sines()) {
             let w = self.write;
             self.ring[0][w] = frame[0];
             self.ring[1][w] = frame[1];
 
-            let u = 0.5 * ((self.phase as f32).sin() + 1.0);
+            let u = 0.5 * (sin + 1.0);
             let delay = u * self.p.swing + BASE_DELAY;
-            self.phase += self.p.step;
-            if self.phase >= TAU {
-                self.phase -= TAU;
-            }
             let whole = delay.floor();
             // Read position w - delay = (w - whole - 1) + t with t in (0, 1].
             let t = 1.0 - (delay - whole);
@@ -91,6 +89,7 @@ impl InPlace for Vibrato {
             }
             self.write = (w + 1) & mask;
         }
+        self.lfo.advance(buf.len() / 2);
     }
 }
 
