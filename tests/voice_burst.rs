@@ -71,17 +71,29 @@ async fn two_hundred_voice_patches_all_connect_while_rest_answers() {
     );
     let max = rig.discord.counters().max_concurrent_handshakes;
     assert!(max <= 32, "{max} handshakes at once");
-    let (_, players) = rig
-        .node
-        .get_json(&format!("/v4/sessions/{}/players", ws.session_id))
-        .await;
-    let connected = players
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["state"]["connected"] == true)
-        .count();
-    assert_eq!(connected, 200);
+    // The fake server counts a guild connected when it sends the session description; the
+    // node marks its player connected once it has read it, a moment later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, players) = rig
+            .node
+            .get_json(&format!("/v4/sessions/{}/players", ws.session_id))
+            .await;
+        let connected = players
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["state"]["connected"] == true)
+            .count();
+        if connected == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{connected} of 200 players report connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A minimal HTTP/1.1 GET with the password; returns the status code.

@@ -435,7 +435,6 @@ async fn run_case(fake: &mut Fake, guild: u64, case: &Case) -> Result<String, Ve
         "transport_decrypt_failures",
         "dave_decrypt_failures",
         "dave_frames_without_member",
-        "plain_frames_while_dave",
         "opus_decode_errors",
         "bad_headers",
         "packets_from_other_address",
@@ -444,6 +443,18 @@ async fn run_case(fake: &mut Fake, guild: u64, case: &Case) -> Result<String, Ve
         if n(key) != 0 {
             fail(&mut problems, format!("{key} = {}", report[key]));
         }
+    }
+    // While an epoch reset rebuilds the group, songbird sends plain frames until its own new
+    // keys are in place, which may be after the fake server's are: the reset case counts them
+    // below instead.
+    if case.script != Script::EpochReset && n("plain_frames_while_dave") != 0 {
+        fail(
+            &mut problems,
+            format!(
+                "plain_frames_while_dave = {}",
+                report["plain_frames_while_dave"]
+            ),
+        );
     }
     // songbird's mixer thread sends the first packet while its gateway task is still about to
     // send Speaking, so on a busy machine the first packet or two can arrive more than the fake
