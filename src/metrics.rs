@@ -220,6 +220,11 @@ impl Metrics {
             "Voice packets the OS refused",
             ConstCounter::new(pacer.send_errors),
         );
+        r.register(
+            "acoustic_pacer_keepalives_sent",
+            "UDP keepalives sent on voice connections without audio",
+            ConstCounter::new(pacer.keepalives_sent),
+        );
         r.register_with_unit(
             "acoustic_pacer_cpu",
             "CPU time spent by the pacer",

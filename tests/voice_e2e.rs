@@ -448,6 +448,38 @@ async fn pause_sends_silence_and_resume_speaks_again() {
     call.finish().await;
 }
 
+#[tokio::test]
+async fn a_quiet_connection_sends_udp_keepalives() {
+    let ctx = context(VoiceSettings::default());
+    let mut call = Call::start(Server::AesPlain, &ctx, true);
+    call.expect_ready().await;
+    call.wait_more_packets(40).await;
+    let playing = call.fake.stream_report(call.guild).unwrap();
+    assert_eq!(playing.keepalives, 0, "no keepalive while audio flows");
+    call.playing.store(0, Ordering::Relaxed);
+    let g = call.guild;
+    assert!(
+        call.fake
+            .wait_until(Duration::from_secs(12), |f| f
+                .stream_report(g)
+                .is_some_and(|r| r.keepalives >= 1))
+            .await,
+        "no keepalive within 12 s of pausing"
+    );
+    let r = call.fake.stream_report(g).unwrap();
+    // Five seconds (250 ticks) after the last packet, the fifth silence frame.
+    let quiet = r.last_keepalive_at.unwrap() - r.last_packet_at.unwrap();
+    assert!(
+        quiet >= Duration::from_millis(4_900),
+        "keepalive {quiet:?} after the last packet"
+    );
+    assert_eq!(r.packets, call.fake.packets(g), "the keepalive is not RTP");
+    call.playing.store(1, Ordering::Relaxed);
+    call.wait_more_packets(20).await;
+    assert_clean(&call.fake.stream_report(g).unwrap());
+    call.finish().await;
+}
+
 // ---- connection state, teardown --------------------------------------------------------------
 
 #[tokio::test]

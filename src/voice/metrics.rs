@@ -55,6 +55,8 @@ pub struct PacerSnapshot {
     pub cpu_us: u64,
     pub packets_sent: u64,
     pub send_errors: u64,
+    /// UDP keepalives sent on quiet connections.
+    pub keepalives_sent: u64,
     /// Frames whose DAVE cell was busy (an MLS operation running) when first tried.
     pub dave_deferred: u64,
     /// Of those, frames that waited for the next tick.
@@ -109,6 +111,7 @@ impl VoiceMetrics {
                 cpu_us: pacer.cpu_us.load(Ordering::Relaxed),
                 packets_sent: pacer.packets_sent.load(Ordering::Relaxed),
                 send_errors: pacer.send_errors.load(Ordering::Relaxed),
+                keepalives_sent: pacer.keepalives_sent.load(Ordering::Relaxed),
                 dave_deferred: pacer.dave_deferred.load(Ordering::Relaxed),
                 dave_late: pacer.dave_late.load(Ordering::Relaxed),
             },

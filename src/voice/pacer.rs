@@ -13,6 +13,9 @@
 //! Speaking: before a player's first packet the pacer asks its gateway task to send op 5 and
 //! holds the frame until the task confirms; when audio stops it sends five Opus silence
 //! frames, then asks for `speaking: 0`.
+//!
+//! Keepalive: after 5 s without a packet on a connection (paused, stopped, between tracks)
+//! the pacer sends a UDP keepalive, and again every 5 s while it stays quiet.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -25,7 +28,7 @@ use rand::rngs::StdRng;
 
 use super::crypto::{NONCE_SUFFIX_LEN, TAG_LEN};
 use super::dave::{FramePrep, MediaMode};
-use super::rtp::{OPUS_SILENCE_FRAME, RTP_HEADER_LEN, RtpStream};
+use super::rtp::{OPUS_SILENCE_FRAME, RTP_HEADER_LEN, RtpStream, keepalive};
 use super::transport::{Transport, VoiceSlot};
 use super::{FrameOutcome, FrameSource, MAX_OPUS_PACKET};
 
@@ -46,6 +49,8 @@ const MAX_CATCH_UP: Duration = Duration::from_millis(200);
 const SECOND_PASS_MARGIN: Duration = Duration::from_millis(4);
 /// How long audio waits for a DAVE send key before it is consumed and dropped instead.
 const KEYLESS_HOLD_TICKS: u32 = 50;
+/// Ticks without a packet before a UDP keepalive is sent (5 s).
+const KEEPALIVE_TICKS: u32 = 250;
 /// Capacity of the pacer → mail thread ring.
 const NOTE_CAPACITY: usize = 16 * 1024;
 
@@ -88,6 +93,8 @@ pub(crate) struct PacerStats {
     pub cpu_us: AtomicU64,
     pub packets_sent: AtomicU64,
     pub send_errors: AtomicU64,
+    /// UDP keepalives sent on quiet connections.
+    pub keepalives_sent: AtomicU64,
     /// Frames whose DAVE cell was busy on the first pass (retried after the other players).
     pub dave_deferred: AtomicU64,
     /// Of those, frames still blocked on the second pass (sent one tick late).
@@ -185,6 +192,8 @@ struct StreamState {
     speaking_live: bool,
     /// Consecutive ticks without a DAVE send key.
     keyless_ticks: u32,
+    /// Ticks since the last packet (voice or keepalive) left on this transport.
+    quiet_ticks: u32,
 }
 
 impl StreamState {
@@ -396,9 +405,11 @@ impl Io {
                 silence_left: 0,
                 speaking_live: false,
                 keyless_ticks: 0,
+                quiet_ticks: 0,
             });
         }
         let s = e.stream.as_mut().expect("just set");
+        s.quiet_ticks = s.quiet_ticks.saturating_add(1);
         if s.speak_unsent {
             self.push_speaking(t, s);
         }
@@ -478,6 +489,14 @@ impl Io {
         }
         if closing && !s.wants_speaking() {
             t.drained.store(true, Ordering::Release);
+        } else if s.quiet_ticks >= KEEPALIVE_TICKS {
+            s.quiet_ticks = 0;
+            if t.socket.send(&keepalive(t.ssrc)).is_ok() {
+                self.stats
+                    .stats
+                    .keepalives_sent
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
         Service::Done
     }
@@ -523,6 +542,7 @@ impl Io {
         match t.socket.send(&self.packet[..len]) {
             Ok(_) => {
                 s.rtp.advance();
+                s.quiet_ticks = 0;
                 stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                 Sent::Ok
             }

@@ -18,6 +18,13 @@ pub const SAMPLES_PER_FRAME: u32 = 960;
 /// The Opus frame Discord expects as "silence" (sent five times when audio stops).
 pub const OPUS_SILENCE_FRAME: [u8; 3] = [0xF8, 0xFF, 0xFE];
 
+/// A UDP keepalive: the stream's SSRC, big-endian, and nothing else (4 bytes; the form
+/// songbird sends). Discord does not document it; voice clients send one every 5 s so that NAT
+/// mappings on the way to the voice server do not expire while no audio flows.
+pub fn keepalive(ssrc: u32) -> [u8; 4] {
+    ssrc.to_be_bytes()
+}
+
 /// The fields of an RTP header that change between packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RtpHeader {

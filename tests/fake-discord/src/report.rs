@@ -106,6 +106,9 @@ pub struct StreamReport {
     pub packets_before_speaking: u64,
     /// Packets that came from another address than the one given in Select Protocol.
     pub packets_from_other_address: u64,
+    /// UDP keepalives (the stream's SSRC alone) received, and when the last one came.
+    pub keepalives: u64,
+    pub last_keepalive_at: Option<Duration>,
     pub speaking: Vec<SpeakingRecord>,
     /// Decoded audio, 48 kHz stereo interleaved (missing packets filled with zeros).
     pub pcm: Vec<i16>,

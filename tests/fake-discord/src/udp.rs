@@ -13,7 +13,7 @@ use crate::dave::DaveDecrypt;
 use crate::events::EventKind;
 use crate::report::SeqClass;
 use crate::server::{Shared, Stream, lock};
-use crate::wire::{IpDiscovery, OPUS_SILENCE, RtpHeader, is_dave_frame};
+use crate::wire::{IpDiscovery, OPUS_SILENCE, RtpHeader, is_dave_frame, parse_keepalive};
 
 struct Arrival {
     at: Duration,
@@ -77,6 +77,19 @@ pub fn start(shared: Arc<Shared>, socket: UdpSocket, stop: Arc<std::sync::atomic
 }
 
 fn process(shared: &Shared, a: Arrival, pcm: &mut [i16]) {
+    if let Some(ssrc) = parse_keepalive(&a.data) {
+        match shared.stream(ssrc) {
+            Some(stream) => {
+                let mut s = lock(&stream);
+                s.stats.report.keepalives += 1;
+                s.stats.report.last_keepalive_at = Some(a.at);
+            }
+            None => {
+                shared.unknown_ssrc_packets.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        return;
+    }
     let Some(header) = RtpHeader::parse(&a.data).filter(|h| h.version == 2) else {
         shared.non_rtp_packets.fetch_add(1, Ordering::Relaxed);
         return;

@@ -227,6 +227,12 @@ impl RtpHeader {
 pub const OPUS_SILENCE: [u8; 3] = [0xF8, 0xFF, 0xFE];
 
 /// Whether a media frame carries the DAVE trailer (it ends with the `0xFAFA` magic marker).
+/// A UDP keepalive as voice clients send them on a quiet connection: exactly the 4-byte
+/// big-endian SSRC of the stream (songbird's form). Returns the SSRC.
+pub fn parse_keepalive(packet: &[u8]) -> Option<u32> {
+    <[u8; 4]>::try_from(packet).ok().map(u32::from_be_bytes)
+}
+
 pub fn is_dave_frame(frame: &[u8]) -> bool {
     frame.len() >= 2 && frame[frame.len() - 2..] == [0xFA, 0xFA]
 }

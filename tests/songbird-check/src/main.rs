@@ -627,13 +627,22 @@ async fn run_case(fake: &mut Fake, guild: u64, case: &Case) -> Result<String, Ve
             }
         }
     }
+    // songbird sends a UDP keepalive every 5 s from connecting on; the cases that keep one
+    // connection for over 6 s must show at least one, recognised by the fake server.
+    if matches!(
+        case.script,
+        Script::ListenerJoinLeave | Script::EpochReset | Script::Downgrade
+    ) && n("keepalives") == 0
+    {
+        fail(&mut problems, "no UDP keepalive recognised".to_string());
+    }
     let dave_errors = events_for(&events, guild, "dave_error");
     if !dave_errors.is_empty() {
         fail(&mut problems, format!("DAVE errors: {dave_errors:?}"));
     }
 
     let summary = format!(
-        "{packets} pkts, {pps:.2}/s, gap p50/p99/max {}/{}/{} ms, lost {}, dave {} plain {} silence {}, tone {fmin:.1}-{fmax:.1} Hz {lmin:.2}..{lmax:.2} dBFS, ts jumps {}",
+        "{packets} pkts, {pps:.2}/s, gap p50/p99/max {}/{}/{} ms, lost {}, dave {} plain {} silence {}, tone {fmin:.1}-{fmax:.1} Hz {lmin:.2}..{lmax:.2} dBFS, ts jumps {}, keepalives {}",
         ms(&report["gap_p50"]),
         ms(&report["gap_p99"]),
         ms(&report["gap_max"]),
@@ -642,6 +651,7 @@ async fn run_case(fake: &mut Fake, guild: u64, case: &Case) -> Result<String, Ve
         n("plain_frames"),
         n("silence_frames"),
         n("timestamp_jumps"),
+        n("keepalives"),
     );
     if problems.is_empty() {
         Ok(summary)
