@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cargo build --release --bin acoustic
-exec ./target/release/acoustic "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/acoustic" "$@"
