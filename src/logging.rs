@@ -4,6 +4,8 @@
 //! own logs (our crate); any other `logging.level.<target>` is passed through as a target
 //! directive. `RUST_LOG`, when set, wins over the file.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
@@ -57,5 +59,7 @@ pub fn init(config: &Config) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(true)
+        // Colour codes only on a terminal, not in files or the systemd journal.
+        .with_ansi(std::io::stdout().is_terminal())
         .try_init();
 }
