@@ -17,12 +17,13 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `check` (sync or async) every `everyMs` until it returns a truthy value or time runs out. */
 async function waitFor(what, check, timeoutMs = 10_000, everyMs = 50) {
-    const deadline = Date.now() + timeoutMs;
+    // Monotonic time: a wall-clock step (NTP, a paused VM) must not cut the wait short.
+    const deadline = performance.now() + timeoutMs;
     let last;
     for (;;) {
         last = await check();
         if (last) return last;
-        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+        if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
         await sleep(everyMs);
     }
 }
