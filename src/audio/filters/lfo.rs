@@ -58,11 +58,10 @@ impl Iterator for Sines {
 
     #[inline]
     fn next(&mut self) -> Option<f32> {
-        let s = self.sin;
         let (sin, cos) = (self.sin, self.cos);
         self.sin = sin * self.step_cos + cos * self.step_sin;
         self.cos = cos * self.step_cos - sin * self.step_sin;
-        Some(s as f32)
+        Some(sin as f32)
     }
 }
 
