@@ -8,17 +8,17 @@
 //! - `transcode_mp3_44k_all_filters`: the same with all ten filters on;
 //! - `passthrough_opus`: an Ogg Opus source sent as its own packets.
 //!
-//! `cargo bench --bench pipeline`. After criterion's report it prints each path's mean time per
-//! frame over everything it measured and the ratios to the targets (transcode ≤ 1.25 × floor,
-//! all filters ≤ 1.6 × floor, passthrough ≤ 0.05 × transcode).
+//! `cargo bench --bench pipeline`. After criterion's report (absolute times and their spread)
+//! it measures the four paths once more taking turns in short slices, so that a machine whose
+//! speed drifts slows them all alike, and prints the ratios from that run against the targets
+//! (transcode ≤ 1.25 × floor, all filters ≤ 1.6 × floor, passthrough ≤ 0.05 × transcode).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::io::{Cursor, Read, Seek, SeekFrom};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use acoustic::audio::pipeline::{Controls, PipelineSettings, TrackPipeline};
@@ -105,19 +105,70 @@ fn open(bytes: &Arc<[u8]>, extension: &str) -> TrackPipeline {
     TrackPipeline::open(media, &SETTINGS, 0, Arc::new(|| {})).expect("bench media opens")
 }
 
-/// Mean time per frame of each path over everything measured: (total time, frames).
-static TOTALS: Mutex<BTreeMap<&'static str, (Duration, u64)>> = Mutex::new(BTreeMap::new());
+/// The four measured paths, each keeping its state between calls.
+struct Paths<'a> {
+    floor_encoder: opus::Encoder,
+    floor_frames: Vec<&'a [i16]>,
+    floor_next: usize,
+    mp3: Arc<[u8]>,
+    opus: Arc<[u8]>,
+    no_filters: ArcSwap<Filters>,
+    all_filters: ArcSwap<Filters>,
+    /// Open tracks of the transcode, all-filters and passthrough paths.
+    tracks: [Option<TrackPipeline>; 3],
+}
 
-fn record(name: &'static str, time: Duration, frames: u64) {
-    let mut totals = TOTALS.lock().unwrap();
-    let t = totals.entry(name).or_default();
-    t.0 += time;
-    t.1 += frames;
+/// Path names, in report order.
+const FLOOR: &str = "encode_floor";
+const TRANSCODE: &str = "transcode_mp3_44k";
+const ALL_FILTERS: &str = "transcode_mp3_44k_all_filters";
+const PASSTHROUGH: &str = "passthrough_opus";
+
+impl Paths<'_> {
+    /// Runs `frames` frames of path `name`; returns the time they took.
+    fn run(&mut self, name: &str, frames: u64) -> Duration {
+        match name {
+            FLOOR => {
+                let mut out = [0u8; MAX_OPUS_PACKET];
+                let start = Instant::now();
+                for _ in 0..frames {
+                    let n = self
+                        .floor_encoder
+                        .encode(self.floor_frames[self.floor_next], &mut out)
+                        .unwrap();
+                    black_box(&out[..n]);
+                    self.floor_next = (self.floor_next + 1) % self.floor_frames.len();
+                }
+                start.elapsed()
+            }
+            TRANSCODE => run_track(
+                &self.mp3,
+                "mp3",
+                &self.no_filters,
+                &mut self.tracks[0],
+                frames,
+            ),
+            ALL_FILTERS => run_track(
+                &self.mp3,
+                "mp3",
+                &self.all_filters,
+                &mut self.tracks[1],
+                frames,
+            ),
+            PASSTHROUGH => run_track(
+                &self.opus,
+                "opus",
+                &self.no_filters,
+                &mut self.tracks[2],
+                frames,
+            ),
+            _ => unreachable!("unknown path {name}"),
+        }
+    }
 }
 
 /// Times `frames` frames of a track from `bytes`, re-opening it (untimed) when it ends.
 fn run_track(
-    name: &'static str,
     bytes: &Arc<[u8]>,
     extension: &str,
     filters: &ArcSwap<Filters>,
@@ -157,109 +208,39 @@ fn run_track(
             *track = None;
         }
     }
-    record(name, total, frames);
     total
 }
 
-fn benches(c: &mut Criterion) {
-    let mp3: Arc<[u8]> = std::fs::read(common::media("staircase/staircase.mp3"))
-        .unwrap()
-        .into();
-    let opus: Arc<[u8]> = std::fs::read(common::media("staircase/staircase.opus"))
-        .unwrap()
-        .into();
-    let wav = common::audio::read_wav(&common::media("staircase/staircase-48k.wav")).unwrap();
-    assert_eq!((wav.rate, wav.channels), (48_000, 2));
-    let pcm: Vec<i16> = wav
-        .samples
-        .iter()
-        .map(|&s| (s * 32768.0).clamp(-32768.0, 32767.0) as i16)
-        .collect();
-    let no_filters = ArcSwap::from_pointee(Filters::default());
-    let all_filters = ArcSwap::from_pointee(serde_json::from_str::<Filters>(ALL_TEN).unwrap());
-
+fn benches(c: &mut Criterion, paths: &mut Paths) {
     let mut group = c.benchmark_group("pipeline_per_20ms_frame");
-
-    group.bench_function("encode_floor", |b| {
-        let mut encoder =
-            opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio).unwrap();
-        encoder
-            .set_complexity(i32::from(SETTINGS.opus_complexity))
-            .unwrap();
-        let mut out = [0u8; MAX_OPUS_PACKET];
-        let frames: Vec<&[i16]> = pcm.chunks_exact(1920).collect();
-        let mut next = 0;
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                let n = encoder.encode(frames[next], &mut out).unwrap();
-                black_box(&out[..n]);
-                next = (next + 1) % frames.len();
-            }
-            let time = start.elapsed();
-            record("encode_floor", time, iters);
-            time
-        });
-    });
-
-    let mut track = None;
-    group.bench_function("transcode_mp3_44k", |b| {
-        b.iter_custom(|iters| {
-            run_track(
-                "transcode_mp3_44k",
-                &mp3,
-                "mp3",
-                &no_filters,
-                &mut track,
-                iters,
-            )
-        });
-    });
-
-    let mut track = None;
-    group.bench_function("transcode_mp3_44k_all_filters", |b| {
-        b.iter_custom(|iters| {
-            run_track(
-                "transcode_mp3_44k_all_filters",
-                &mp3,
-                "mp3",
-                &all_filters,
-                &mut track,
-                iters,
-            )
-        });
-    });
-
-    let mut track = None;
-    group.bench_function("passthrough_opus", |b| {
-        b.iter_custom(|iters| {
-            run_track(
-                "passthrough_opus",
-                &opus,
-                "opus",
-                &no_filters,
-                &mut track,
-                iters,
-            )
-        });
-    });
+    for name in [FLOOR, TRANSCODE, ALL_FILTERS, PASSTHROUGH] {
+        group.bench_function(name, |b| b.iter_custom(|iters| paths.run(name, iters)));
+    }
     group.finish();
 }
 
-fn report() {
-    let totals = TOTALS.lock().unwrap();
-    let mean = |name: &str| {
-        totals
-            .get(name)
-            .map(|(t, n)| t.as_secs_f64() / (*n).max(1) as f64)
-            .unwrap_or(f64::NAN)
-    };
-    let floor = mean("encode_floor");
-    let transcode = mean("transcode_mp3_44k");
-    let filters = mean("transcode_mp3_44k_all_filters");
-    let passthrough = mean("passthrough_opus");
+/// Rounds of the paired measurement, and frames of each path per round.
+const PAIRED_ROUNDS: usize = 60;
+const PAIRED_FRAMES: u64 = 50;
+
+/// The ratios, from one measurement in which the paths take turns in short slices (50 frames
+/// each, 60 rounds): on a shared machine whose speed drifts, each path sees the same machine,
+/// so the ratios hold even when the absolute times do not. Criterion's separate runs above give
+/// the absolute times and their spread.
+fn report(paths: &mut Paths) {
+    let names = [FLOOR, TRANSCODE, ALL_FILTERS, PASSTHROUGH];
+    let mut totals = [Duration::ZERO; 4];
+    for _ in 0..PAIRED_ROUNDS {
+        for (name, total) in names.iter().zip(totals.iter_mut()) {
+            *total += paths.run(name, PAIRED_FRAMES);
+        }
+    }
+    let frames = (PAIRED_ROUNDS as u64 * PAIRED_FRAMES) as f64;
+    let [floor, transcode, filters, passthrough] = totals.map(|t| t.as_secs_f64() / frames);
     println!();
-    println!("per 20 ms stereo frame (mean over all measured frames):");
+    println!(
+        "per 20 ms stereo frame (paths interleaved, {PAIRED_ROUNDS} rounds of {PAIRED_FRAMES} frames each):"
+    );
     for (name, t) in [
         ("libopus encode alone (floor)", floor),
         ("transcode MP3 44.1 kHz -> Opus", transcode),
@@ -288,11 +269,40 @@ fn report() {
 }
 
 fn main() {
+    let mp3: Arc<[u8]> = std::fs::read(common::media("staircase/staircase.mp3"))
+        .unwrap()
+        .into();
+    let opus: Arc<[u8]> = std::fs::read(common::media("staircase/staircase.opus"))
+        .unwrap()
+        .into();
+    let wav = common::audio::read_wav(&common::media("staircase/staircase-48k.wav")).unwrap();
+    assert_eq!((wav.rate, wav.channels), (48_000, 2));
+    let pcm: Vec<i16> = wav
+        .samples
+        .iter()
+        .map(|&s| (s * 32768.0).clamp(-32768.0, 32767.0) as i16)
+        .collect();
+    let mut floor_encoder =
+        opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio).unwrap();
+    floor_encoder
+        .set_complexity(i32::from(SETTINGS.opus_complexity))
+        .unwrap();
+    let mut paths = Paths {
+        floor_encoder,
+        floor_frames: pcm.chunks_exact(1920).collect(),
+        floor_next: 0,
+        mp3,
+        opus,
+        no_filters: ArcSwap::from_pointee(Filters::default()),
+        all_filters: ArcSwap::from_pointee(serde_json::from_str::<Filters>(ALL_TEN).unwrap()),
+        tracks: [None, None, None],
+    };
+
     let mut criterion = Criterion::default()
         .sample_size(30)
         .measurement_time(Duration::from_secs(6))
         .configure_from_args();
-    benches(&mut criterion);
+    benches(&mut criterion, &mut paths);
     criterion.final_summary();
-    report();
+    report(&mut paths);
 }
