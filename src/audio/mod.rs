@@ -2,7 +2,8 @@
 //! Knows no sockets.
 //!
 //! - [`pipeline`]: one track's path from compressed bytes to Opus frames, built from
-//!   [`decode`] (symphonia demux/decode), [`downmix`] (to stereo), [`resample`] (to 48 kHz),
+//!   [`decode`] (symphonia demux/decode), [`downmix`] (to stereo), [`resample`] (to 48 kHz, with [`polyphase`] for
+//!   `resamplingQuality: LOW`),
 //!   [`filters`] (Lavalink's ten filters), [`volume`] (the player volume), [`encode`] (Opus)
 //!   and [`passthrough`] (Opus sources sent as they are), with [`fifo`] between the stages.
 //! - [`engine`]: the fixed pool of worker threads that runs pipelines.
@@ -19,5 +20,6 @@ pub mod frame_ring;
 mod passthrough;
 pub mod pipeline;
 pub mod player_audio;
+mod polyphase;
 mod resample;
 pub mod volume;

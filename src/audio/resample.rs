@@ -1,6 +1,8 @@
-//! Sample-rate conversion of decoded stereo to 48 kHz with rubato's FFT resampler (the ratio of
-//! a track never changes), fed and drained through FIFOs so that decoder packet sizes and the
-//! encoder's 20 ms frames need not match.
+//! Sample-rate conversion of decoded stereo to 48 kHz, fed and drained through FIFOs so that
+//! decoder packet sizes and the encoder's 20 ms frames need not match. The ratio of a track
+//! never changes: `resamplingQuality: LOW` uses the polyphase filter of [`super::polyphase`]
+//! where the ratio allows (sources below 48 kHz with a small-fraction ratio: 44.1 kHz and
+//! its relatives, every divisor of 48 kHz); everything else uses rubato's FFT resampler.
 //!
 //! The resampler's start-up delay is discarded and its tail flushed at the end of the track, so
 //! output sample `n` lines up with input time `n / 48000` s: positions and seeks stay exact.
@@ -10,6 +12,7 @@ use rubato::{Fft, FixedSync, Indexing, Resampler as _, WindowFunction};
 
 use super::fifo::StereoFifo;
 use super::pipeline::AudioError;
+use super::polyphase::Polyphase;
 use crate::config::ResamplingQuality;
 
 /// The output rate of the whole pipeline.
@@ -36,45 +39,67 @@ fn parameters(quality: ResamplingQuality) -> (usize, usize, WindowFunction) {
 
 /// Converts one source rate to 48 kHz stereo.
 pub(crate) struct Resampler48k {
-    inner: Fft<f32>,
+    engine: Engine,
     rate: u32,
-    /// Source-rate stereo waiting for a full input chunk.
+    /// Source-rate stereo waiting to be resampled.
     input: StereoFifo,
-    /// One chunk of output (interleaved).
-    scratch: Vec<f32>,
-    /// Output frames still to discard (the resampler's delay) since the last reset.
-    skip_out: usize,
     /// Real input frames pushed since the last reset.
     in_total: u64,
     /// Output frames handed on since the last reset.
     out_total: u64,
 }
 
+enum Engine {
+    Polyphase(Polyphase),
+    Fft {
+        inner: Box<Fft<f32>>,
+        /// One chunk of output (interleaved).
+        scratch: Vec<f32>,
+        /// Output frames still to discard (the resampler's delay) since the last reset.
+        skip_out: usize,
+    },
+}
+
 impl Resampler48k {
     pub(crate) fn new(rate: u32, quality: ResamplingQuality) -> Result<Self, AudioError> {
-        let (chunk, sub_chunks, window) = parameters(quality);
-        let inner = Fft::<f32>::new_custom(
-            rate as usize,
-            OUTPUT_RATE as usize,
-            chunk,
-            sub_chunks,
-            2,
-            window,
-            FixedSync::Output,
-        )
-        .map_err(|e| AudioError::Unsupported(format!("cannot resample {rate} Hz: {e}")))?;
-        let max_in = inner.input_frames_max();
-        let max_out = inner.output_frames_max();
-        let skip_out = inner.output_delay();
-        Ok(Resampler48k {
-            inner,
+        let polyphase = match quality {
+            ResamplingQuality::Low => Polyphase::new(rate),
+            ResamplingQuality::Medium | ResamplingQuality::High => None,
+        };
+        let (engine, capacity) = match polyphase {
+            Some(p) => (Engine::Polyphase(p), 8192),
+            None => {
+                let (chunk, sub_chunks, window) = parameters(quality);
+                let inner = Fft::<f32>::new_custom(
+                    rate as usize,
+                    OUTPUT_RATE as usize,
+                    chunk,
+                    sub_chunks,
+                    2,
+                    window,
+                    FixedSync::Output,
+                )
+                .map_err(|e| AudioError::Unsupported(format!("cannot resample {rate} Hz: {e}")))?;
+                let capacity = inner.input_frames_max() * 2 + 8192;
+                let scratch = vec![0.0; inner.output_frames_max() * 2];
+                let skip_out = inner.output_delay();
+                let engine = Engine::Fft {
+                    inner: Box::new(inner),
+                    scratch,
+                    skip_out,
+                };
+                (engine, capacity)
+            }
+        };
+        let mut resampler = Resampler48k {
+            engine,
             rate,
-            input: StereoFifo::with_capacity(max_in * 2 + 8192),
-            scratch: vec![0.0; max_out * 2],
-            skip_out,
+            input: StereoFifo::with_capacity(capacity),
             in_total: 0,
             out_total: 0,
-        })
+        };
+        resampler.reset();
+        Ok(resampler)
     }
 
     pub(crate) fn rate(&self) -> u32 {
@@ -87,10 +112,17 @@ impl Resampler48k {
         self.input.tail_mut(frames)
     }
 
-    /// Resamples every full input chunk waiting, appending 48 kHz stereo to `out`.
+    /// Resamples all the input it can, appending 48 kHz stereo to `out`.
     pub(crate) fn process(&mut self, out: &mut StereoFifo) -> Result<(), AudioError> {
-        while self.input.frames() >= self.inner.input_frames_next() {
-            self.run_chunk(None, out, u64::MAX)?;
+        match &mut self.engine {
+            Engine::Polyphase(p) => {
+                self.out_total += p.process(&mut self.input, out, usize::MAX) as u64;
+            }
+            Engine::Fft { .. } => {
+                while self.input.frames() >= self.fft_input_next() {
+                    self.run_chunk(None, out, u64::MAX)?;
+                }
+            }
         }
         Ok(())
     }
@@ -100,12 +132,21 @@ impl Resampler48k {
     pub(crate) fn finish(&mut self, out: &mut StereoFifo) -> Result<(), AudioError> {
         self.process(out)?;
         let expected = (self.in_total * OUTPUT_RATE as u64).div_ceil(self.rate as u64);
-        // Each round produces a full chunk; bound the loop all the same.
-        let mut rounds = 0;
-        while self.out_total < expected && rounds < 64 {
-            let partial = self.input.frames().min(self.inner.input_frames_next());
-            self.run_chunk(Some(partial), out, expected)?;
-            rounds += 1;
+        match &mut self.engine {
+            Engine::Polyphase(p) => {
+                self.input.push_silence(p.tail_frames());
+                let room = expected.saturating_sub(self.out_total) as usize;
+                self.out_total += p.process(&mut self.input, out, room) as u64;
+            }
+            Engine::Fft { .. } => {
+                // Each round produces a full chunk; bound the loop all the same.
+                let mut rounds = 0;
+                while self.out_total < expected && rounds < 64 {
+                    let partial = self.input.frames().min(self.fft_input_next());
+                    self.run_chunk(Some(partial), out, expected)?;
+                    rounds += 1;
+                }
+            }
         }
         self.input.clear();
         Ok(())
@@ -113,42 +154,64 @@ impl Resampler48k {
 
     /// Forgets all state (after a seek).
     pub(crate) fn reset(&mut self) {
-        self.inner.reset();
         self.input.clear();
-        self.skip_out = self.inner.output_delay();
         self.in_total = 0;
         self.out_total = 0;
+        match &mut self.engine {
+            Engine::Polyphase(p) => p.reset(&mut self.input),
+            Engine::Fft {
+                inner, skip_out, ..
+            } => {
+                inner.reset();
+                *skip_out = inner.output_delay();
+            }
+        }
     }
 
+    /// Input frames the FFT resampler's next chunk takes.
+    fn fft_input_next(&self) -> usize {
+        match &self.engine {
+            Engine::Fft { inner, .. } => inner.input_frames_next(),
+            Engine::Polyphase(_) => usize::MAX,
+        }
+    }
+
+    /// One FFT chunk (a partial one at the end).
     fn run_chunk(
         &mut self,
         partial: Option<usize>,
         out: &mut StereoFifo,
         cap_total: u64,
     ) -> Result<(), AudioError> {
-        let need = self.inner.input_frames_next();
+        let Engine::Fft {
+            inner,
+            scratch,
+            skip_out,
+        } = &mut self.engine
+        else {
+            return Ok(());
+        };
+        let need = inner.input_frames_next();
         let available = partial.unwrap_or(need);
         let indexing = Indexing {
             partial_len: partial,
             ..Indexing::default()
         };
-        let frames_out = self.inner.output_frames_next();
+        let frames_out = inner.output_frames_next();
         let input = InterleavedSlice::new(self.input.samples(), 2, available)
             .map_err(|e| AudioError::Decode(format!("resampler input: {e}")))?;
-        let mut output =
-            InterleavedSlice::new_mut(&mut self.scratch[..frames_out * 2], 2, frames_out)
-                .map_err(|e| AudioError::Decode(format!("resampler output: {e}")))?;
-        let (_, produced) = self
-            .inner
+        let mut output = InterleavedSlice::new_mut(&mut scratch[..frames_out * 2], 2, frames_out)
+            .map_err(|e| AudioError::Decode(format!("resampler output: {e}")))?;
+        let (_, produced) = inner
             .process_into_buffer(&input, &mut output, Some(&indexing))
             .map_err(|e| AudioError::Decode(format!("resampler: {e}")))?;
         self.input.consume(available);
 
-        let skip = self.skip_out.min(produced);
-        self.skip_out -= skip;
+        let skip = (*skip_out).min(produced);
+        *skip_out -= skip;
         let room = cap_total.saturating_sub(self.out_total);
         let keep = ((produced - skip) as u64).min(room) as usize;
-        out.push(&self.scratch[skip * 2..(skip + keep) * 2]);
+        out.push(&scratch[skip * 2..(skip + keep) * 2]);
         self.out_total += keep as u64;
         Ok(())
     }
@@ -213,6 +276,68 @@ mod tests {
                     .fold(0f32, |m, v| m.max(v.abs()));
                 assert!(peak > 0.4, "{rate} Hz {quality:?}: delayed start ({peak})");
                 assert!(out.iter().all(|v| v.is_finite()));
+            }
+        }
+    }
+
+    /// Level (dB re full scale sine) of `hz` in the left channel, by correlation.
+    fn level_db(samples: &[f32], hz: f64) -> f64 {
+        let left: Vec<f32> = samples.iter().step_by(2).copied().collect();
+        let w = 2.0 * std::f64::consts::PI * hz / f64::from(OUTPUT_RATE);
+        let (mut re, mut im) = (0.0f64, 0.0f64);
+        for (i, &v) in left.iter().enumerate() {
+            // Hann-weighted, so that a strong tone does not leak into a weak one's bin.
+            let hann =
+                0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / left.len() as f64).cos();
+            re += f64::from(v) * hann * (w * i as f64).cos();
+            im += f64::from(v) * hann * (w * i as f64).sin();
+        }
+        let amplitude = 4.0 * (re * re + im * im).sqrt() / left.len() as f64;
+        20.0 * amplitude.max(1e-12).log10()
+    }
+
+    #[test]
+    fn low_quality_is_exact_in_time_flat_in_band_and_rejects_images() {
+        // (source rate, tone, where the tone's image would fold to at 48 kHz, lowest level the
+        // tone may come out at: flat in the band, the roll-off begins at 86 % of the source's
+        // Nyquist frequency)
+        for (rate, hz, image, floor_db) in [
+            (44_100, 1_000.0, 4_900.0, -0.1),
+            (44_100, 10_000.0, 13_900.0, -0.1),
+            (44_100, 17_000.0, 20_900.0, -0.1),
+            (44_100, 19_000.0, 22_900.0, -3.0),
+            (22_050, 5_000.0, 17_050.0, -0.1),
+            (32_000, 9_000.0, 23_000.0, -0.1),
+            (8_000, 1_000.0, 7_000.0, -0.1),
+        ] {
+            let input = tone(rate, hz as f32, rate as usize);
+            let out = run(rate, ResamplingQuality::Low, &input, 1152);
+            assert_eq!(out.len() / 2, 48_000, "{rate} Hz");
+            let body = &out[9600..out.len() - 9600];
+            let kept = level_db(body, hz) - (-6.02); // the tone is at half scale
+            let alias = level_db(body, image) - (-6.02);
+            assert!(
+                kept > floor_db && kept < 0.1,
+                "{rate} Hz: {hz} Hz tone at {kept:.2} dB"
+            );
+            assert!(
+                alias < -70.0,
+                "{rate} Hz: image of {hz} Hz at {alias:.1} dB"
+            );
+            if hz <= 10_000.0 {
+                // Sample for sample the 48 kHz sine with the same start (no delay, no drift).
+                let worst = body
+                    .iter()
+                    .step_by(2)
+                    .enumerate()
+                    .map(|(i, &v)| {
+                        let t = (i + 4800) as f64 / f64::from(OUTPUT_RATE);
+                        let want = (2.0 * std::f64::consts::PI * hz * t).sin() * 0.5;
+                        (f64::from(v) - want).abs()
+                    })
+                    .fold(0.0, f64::max);
+                // 1 % of the amplitude: a delay of a tenth of a sample would be 3 % at 10 kHz.
+                assert!(worst < 5e-3, "{rate} Hz, {hz} Hz: off by {worst}");
             }
         }
     }
