@@ -10,7 +10,7 @@
 //! The low-pass cutoff sits below the input's Nyquist frequency so that its stop band starts
 //! near there: images of the input spectrum (which fold back into the audible band when
 //! upsampling by a non-integer ratio) come out 75 dB or more below the tone they mirror; the
-//! cost is a roll-off in the top ~14 % of the source's band (for 44.1 kHz sources: flat within
+//! cost is a roll-off at the top of the source's band (for 44.1 kHz sources: flat within
 //! 0.01 dB up to 17 kHz, −1.7 dB at 19 kHz). Lavaplayer's LOW is linear interpolation.
 //!
 //! Weights are stored per phase with each tap written twice (`h0 h0 h1 h1 …`), so that one
@@ -26,7 +26,7 @@ use super::resample::OUTPUT_RATE;
 
 /// Weights per phase (input frames each output frame is computed from); a multiple of 8.
 /// 48 taps would move the roll-off up by about 1 dB at 19 kHz for half as much work again.
-pub(crate) const TAPS: usize = 32;
+const TAPS: usize = 32;
 
 /// Most phases a table may have (`L`); rates whose ratio needs more use the FFT resampler.
 /// 640 covers 44.1, 22.05 and 11.025 kHz as well as every divisor of 48 kHz.
