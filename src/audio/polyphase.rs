@@ -169,27 +169,20 @@ mod kernel {
         generic(samples, table, dst, start, phase, step, phases)
     }
 
-    /// Portable version (SSE on x86_64 after auto-vectorisation at best).
-    pub(super) fn generic(
-        samples: &[f32],
-        table: &[f32],
+    /// Writes one output frame per call of `dot(window start, phase)` into `dst` and steps the
+    /// window; returns the window and phase of the next output frame. Inlined into each
+    /// kernel, so the dot product inlines too.
+    #[inline(always)]
+    fn walk(
         dst: &mut [f32],
         mut start: usize,
         mut phase: usize,
         step: usize,
         phases: usize,
+        mut dot: impl FnMut(usize, usize) -> (f32, f32),
     ) -> (usize, usize) {
         for frame in dst.chunks_exact_mut(2) {
-            let x = &samples[2 * start..2 * start + ROW];
-            let h = &table[phase * ROW..(phase + 1) * ROW];
-            let mut acc = [0.0f32; 8];
-            for (xs, hs) in x.chunks_exact(8).zip(h.chunks_exact(8)) {
-                for i in 0..8 {
-                    acc[i] += xs[i] * hs[i];
-                }
-            }
-            frame[0] = (acc[0] + acc[4]) + (acc[2] + acc[6]);
-            frame[1] = (acc[1] + acc[5]) + (acc[3] + acc[7]);
+            (frame[0], frame[1]) = dot(start, phase);
             // step < phases: the window moves on by at most one input frame.
             phase += step;
             if phase >= phases {
@@ -198,6 +191,32 @@ mod kernel {
             }
         }
         (start, phase)
+    }
+
+    /// Portable version (SSE on x86_64 after auto-vectorisation at best).
+    pub(super) fn generic(
+        samples: &[f32],
+        table: &[f32],
+        dst: &mut [f32],
+        start: usize,
+        phase: usize,
+        step: usize,
+        phases: usize,
+    ) -> (usize, usize) {
+        walk(dst, start, phase, step, phases, |start, phase| {
+            let x = &samples[2 * start..2 * start + ROW];
+            let h = &table[phase * ROW..(phase + 1) * ROW];
+            let mut acc = [0.0f32; 8];
+            for (xs, hs) in x.chunks_exact(8).zip(h.chunks_exact(8)) {
+                for i in 0..8 {
+                    acc[i] += xs[i] * hs[i];
+                }
+            }
+            (
+                (acc[0] + acc[4]) + (acc[2] + acc[6]),
+                (acc[1] + acc[5]) + (acc[3] + acc[7]),
+            )
+        })
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -221,14 +240,14 @@ mod kernel {
             samples: &[f32],
             table: &[f32],
             dst: &mut [f32],
-            mut start: usize,
-            mut phase: usize,
+            start: usize,
+            phase: usize,
             step: usize,
             phases: usize,
         ) -> (usize, usize) {
             let xp = samples.as_ptr();
             let hp = table.as_ptr();
-            for frame in dst.chunks_exact_mut(2) {
+            super::walk(dst, start, phase, step, phases, |start, phase| {
                 let mut lanes = [0.0f32; 4];
                 // SAFETY: in bounds per this function's contract; unaligned loads.
                 unsafe {
@@ -255,15 +274,8 @@ mod kernel {
                     let q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
                     _mm_storeu_ps(lanes.as_mut_ptr(), _mm_add_ps(q, _mm_movehl_ps(q, q)));
                 }
-                frame[0] = lanes[0];
-                frame[1] = lanes[1];
-                phase += step;
-                if phase >= phases {
-                    phase -= phases;
-                    start += 1;
-                }
-            }
-            (start, phase)
+                (lanes[0], lanes[1])
+            })
         }
     }
 }
