@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building and testing Acoustic needs on a fresh Debian 12 machine:
-# cmake (libopus is built from source by opusic-sys), libclang (bindgen generates the
-# bindings of the Signalsmith time-stretcher), and for the tests ffmpeg and sox
-# (test media are generated), Python 3 venv and Node.js for the client-library tests.
+# cmake and a C++ compiler (libopus is built from source by opusic-sys), and for the tests
+# ffmpeg and sox (test media are generated), Python 3 venv and Node.js for the client-library
+# tests.
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 
 need=()
 command -v cmake >/dev/null || need+=(cmake)
 command -v c++ >/dev/null || need+=(g++)
-# libclang itself (libclang.so / libclang-14.so…), not libclang-cpp, which some images carry alone.
-ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || ls /usr/lib/*-linux-gnu/libclang-[0-9]*.so* >/dev/null 2>&1 || need+=(libclang-dev)
 if [ "${1:-}" = "--test" ]; then
   command -v ffmpeg >/dev/null || need+=(ffmpeg)
   command -v sox >/dev/null || need+=(sox)

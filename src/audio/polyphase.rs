@@ -294,40 +294,54 @@ fn shared_table(phases: usize) -> Arc<[f32]> {
 /// Windowed-sinc weights for every phase, each row normalised to a sum of 1 (no DC ripple
 /// between phases).
 fn build_table(phases: usize) -> Arc<[f32]> {
-    let half = TAPS as f64 / 2.0;
-    let i0_beta = bessel_i0(KAISER_BETA);
     let mut table = vec![0.0f32; phases * ROW];
-    let mut row = [0.0f64; TAPS];
-    for phase in 0..phases {
+    for (phase, row) in table.chunks_exact_mut(ROW).enumerate() {
         let frac = phase as f64 / phases as f64;
-        for (k, w) in row.iter_mut().enumerate() {
-            // Distance of tap k from the output position, in input frames.
-            let t = k as f64 - HISTORY as f64 - frac;
-            let edge = t / half;
-            let window = if edge.abs() >= 1.0 {
-                0.0
-            } else {
-                bessel_i0(KAISER_BETA * (1.0 - edge * edge).sqrt()) / i0_beta
-            };
-            let x = CUTOFF * t;
-            let sinc = if x.abs() < 1e-12 {
-                1.0
-            } else {
-                (PI * x).sin() / (PI * x)
-            };
-            *w = sinc * window;
-        }
-        let sum: f64 = row.iter().sum();
-        for (k, w) in row.iter().enumerate() {
-            let v = (w / sum) as f32;
-            table[phase * ROW + 2 * k] = v;
-            table[phase * ROW + 2 * k + 1] = v;
-        }
+        kaiser_sinc_row(row, HISTORY, frac, CUTOFF);
     }
     table.into()
 }
 
-/// The modified Bessel function of the first kind, order 0 (power series).
+/// The most taps [`kaiser_sinc_row`] computes.
+pub(crate) const MAX_ROW_TAPS: usize = 256;
+
+/// Fills `row` (two entries per tap, for interleaved stereo) with the weights of a
+/// Kaiser-windowed sinc low-pass whose cutoff is `cutoff` times the input's Nyquist
+/// frequency, for an output frame `frac` input frames after input frame `history` of the
+/// window; the weights sum to 1 (unity gain at DC). Shared with the timescale's resampler.
+pub(crate) fn kaiser_sinc_row(row: &mut [f32], history: usize, frac: f64, cutoff: f64) {
+    let taps = row.len() / 2;
+    let half = taps as f64 / 2.0;
+    let i0_beta = bessel_i0(KAISER_BETA);
+    let weight = |k: usize| {
+        let t = k as f64 - history as f64 - frac;
+        let edge = t / half;
+        let window = if edge.abs() >= 1.0 {
+            0.0
+        } else {
+            bessel_i0(KAISER_BETA * (1.0 - edge * edge).sqrt()) / i0_beta
+        };
+        let x = cutoff * t;
+        let sinc = if x.abs() < 1e-12 {
+            1.0
+        } else {
+            (PI * x).sin() / (PI * x)
+        };
+        sinc * window
+    };
+    let mut weights = [0.0f64; MAX_ROW_TAPS];
+    let weights = &mut weights[..taps];
+    for (k, w) in weights.iter_mut().enumerate() {
+        *w = weight(k);
+    }
+    let sum: f64 = weights.iter().sum();
+    for (pair, w) in row.chunks_exact_mut(2).zip(weights.iter()) {
+        let v = (w / sum) as f32;
+        pair[0] = v;
+        pair[1] = v;
+    }
+}
+
 fn bessel_i0(x: f64) -> f64 {
     let quarter = x * x / 4.0;
     let (mut sum, mut term) = (1.0, 1.0);

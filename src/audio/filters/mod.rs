@@ -25,8 +25,10 @@ mod low_pass;
 mod rotation;
 mod timescale;
 mod tremolo;
+mod varispeed;
 mod vibrato;
 mod volume;
+mod wsola;
 
 #[cfg(test)]
 mod chain_tests;
