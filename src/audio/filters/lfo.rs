@@ -1,8 +1,9 @@
 //! The sine oscillator behind tremolo, vibrato and rotation: `sin φ`, `φ += step` per frame.
 //!
-//! Within one `process` call the sine comes from rotating a unit phasor (`sin` and `cos` of the
-//! step, four multiplications per frame) instead of calling `sin` for every frame, which cost
-//! more than the filters' own arithmetic. The phase itself is kept as an angle and advanced
+//! Within one `process` call the sine comes from rotating unit phasors (`sin` and `cos` of the
+//! step, four multiplications per frame; four phasors a frame apart take turns, so that each
+//! frame need not wait for the previous one's arithmetic) instead of calling `sin` for every
+//! frame, which cost more than the filters' own arithmetic. The phase itself is kept as an angle and advanced
 //! once per call, so rounding in the phasor never builds up beyond one call (in f64 it stays
 //! below 1e-12 there).
 
@@ -29,28 +30,41 @@ impl Lfo {
     /// `sin φ` for this frame and each following one; the oscillator itself does not move
     /// until `advance`.
     pub(super) fn sines(&self) -> Sines {
-        let (sin, cos) = self.phase.sin_cos();
-        let (step_sin, step_cos) = self.step.sin_cos();
+        // Lane k starts at phase + k·step; every lane then moves on by LANES steps at a time.
+        let mut sin = [0.0; LANES];
+        let mut cos = [0.0; LANES];
+        for (k, (s, c)) in sin.iter_mut().zip(cos.iter_mut()).enumerate() {
+            (*s, *c) = (self.phase + k as f64 * self.step).sin_cos();
+        }
+        let (step_sin, step_cos) = (LANES as f64 * self.step).sin_cos();
         Sines {
             sin,
             cos,
             step_sin,
             step_cos,
+            next: 0,
         }
     }
 
-    /// Move on by `frames` frames.
     pub(super) fn advance(&mut self, frames: usize) {
         self.phase = (self.phase + frames as f64 * self.step).rem_euclid(TAU);
     }
 }
 
-/// The sines of consecutive frames, from [`Lfo::sines`]; never ends.
+/// Independent phasors, interleaved: one rotation of each yields `LANES` frames, and the
+/// rotations do not wait on each other (one phasor would make every frame wait for the
+/// previous frame's multiplications).
+const LANES: usize = 4;
+
+/// `sin` of successive frames' phases, from the phase at the call's start.
 pub(super) struct Sines {
-    sin: f64,
-    cos: f64,
+    sin: [f64; LANES],
+    cos: [f64; LANES],
+    /// Sine and cosine of `LANES` steps.
     step_sin: f64,
     step_cos: f64,
+    /// The lane to yield next.
+    next: usize,
 }
 
 impl Iterator for Sines {
@@ -58,10 +72,17 @@ impl Iterator for Sines {
 
     #[inline]
     fn next(&mut self) -> Option<f32> {
-        let (sin, cos) = (self.sin, self.cos);
-        self.sin = sin * self.step_cos + cos * self.step_sin;
-        self.cos = cos * self.step_cos - sin * self.step_sin;
-        Some(sin as f32)
+        if self.next == LANES {
+            for k in 0..LANES {
+                let (sin, cos) = (self.sin[k], self.cos[k]);
+                self.sin[k] = sin * self.step_cos + cos * self.step_sin;
+                self.cos[k] = cos * self.step_cos - sin * self.step_sin;
+            }
+            self.next = 0;
+        }
+        let v = self.sin[self.next];
+        self.next += 1;
+        Some(v as f32)
     }
 }
 

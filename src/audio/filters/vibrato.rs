@@ -78,10 +78,11 @@ impl InPlace for Vibrato {
 
             let u = 0.5 * (sin + 1.0);
             let delay = u * self.p.swing + BASE_DELAY;
-            let whole = delay.floor();
+            // `delay` is at least BASE_DELAY, so truncating is flooring (and needs no libm call).
+            let whole = delay as usize;
             // Read position w - delay = (w - whole - 1) + t with t in (0, 1].
-            let t = 1.0 - (delay - whole);
-            let i1 = (w + RING - whole as usize - 1) & mask;
+            let t = 1.0 - (delay - whole as f32);
+            let i1 = (w + RING - whole - 1) & mask;
             let (i0, i2, i3) = ((i1 + mask) & mask, (i1 + 1) & mask, (i1 + 2) & mask);
             for (c, out) in frame.iter_mut().enumerate() {
                 let r = &self.ring[c];
