@@ -1,8 +1,8 @@
 //! Cost of one track's pipeline per 20 ms stereo frame, against the libopus floor:
 //!
 //! - `encode_floor`: libopus alone encoding the same audio (48 kHz staircase, complexity 10,
-//!   application "audio", the pipeline's encoder settings): the cost every transcoded stream
-//!   pays at least;
+//!   application "audio", the pipeline's encoder settings, float samples as the pipeline
+//!   hands them at volume 100): the cost every transcoded stream pays at least;
 //! - `transcode_mp3_44k`: the whole path for an MP3 at 44.1 kHz: demux, decode, resample to
 //!   48 kHz, volume, Opus encode;
 //! - `transcode_mp3_44k_all_filters`: the same with all ten filters on;
@@ -108,7 +108,7 @@ fn open(bytes: &Arc<[u8]>, extension: &str) -> TrackPipeline {
 /// The four measured paths, each keeping its state between calls.
 struct Paths<'a> {
     floor_encoder: opus::Encoder,
-    floor_frames: Vec<&'a [i16]>,
+    floor_frames: Vec<&'a [f32]>,
     floor_next: usize,
     mp3: Arc<[u8]>,
     opus: Arc<[u8]>,
@@ -134,7 +134,7 @@ impl Paths<'_> {
                 for _ in 0..frames {
                     let n = self
                         .floor_encoder
-                        .encode(self.floor_frames[self.floor_next], &mut out)
+                        .encode_float(self.floor_frames[self.floor_next], &mut out)
                         .unwrap();
                     black_box(&out[..n]);
                     self.floor_next = (self.floor_next + 1) % self.floor_frames.len();
@@ -277,11 +277,7 @@ fn main() {
         .into();
     let wav = common::audio::read_wav(&common::media("staircase/staircase-48k.wav")).unwrap();
     assert_eq!((wav.rate, wav.channels), (48_000, 2));
-    let pcm: Vec<i16> = wav
-        .samples
-        .iter()
-        .map(|&s| (s * 32768.0).clamp(-32768.0, 32767.0) as i16)
-        .collect();
+    let pcm: Vec<f32> = wav.samples.iter().map(|&s| s.clamp(-1.0, 1.0)).collect();
     let mut floor_encoder =
         opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio).unwrap();
     floor_encoder

@@ -2,6 +2,11 @@
 //! (Lavalink's curve, [`super::volume`]), and Opus encoding of one 20 ms stereo frame
 //! (libopus, application "audio").
 //!
+//! At volume 100 (an exact bypass) the 16-bit step would only quantise: libopus (a float
+//! build) turns 16-bit input straight back into floats. So the frame goes to libopus as
+//! floats, clipped to the range 16-bit samples have; the sound differs from the 16-bit route
+//! only by the absent quantisation noise (−96 dBFS).
+//!
 //! The encoder looks `lookahead()` samples ahead: the audio of encoded frame `k` is the input
 //! shifted back by that much. The pipeline feeds it that far ahead and throws away the first
 //! frame after a (re)start, so decoded output lines up with the source with no leading gap.
@@ -17,6 +22,8 @@ pub(crate) const MAX_FRAME_PACKET: usize = 1275;
 pub(crate) struct FrameEncoder {
     encoder: opus::Encoder,
     pcm: Box<[i16; FRAME_SAMPLES * 2]>,
+    /// The frame clipped, for the float route at volume 100.
+    clipped: Box<[f32; FRAME_SAMPLES * 2]>,
     lookahead: usize,
     /// The player volume last used (its multiplier is computed once per change).
     volume: PlayerVolume,
@@ -39,6 +46,7 @@ impl FrameEncoder {
         Ok(FrameEncoder {
             encoder,
             pcm: Box::new([0; FRAME_SAMPLES * 2]),
+            clipped: Box::new([0.0; FRAME_SAMPLES * 2]),
             lookahead,
             volume: PlayerVolume::default(),
         })
@@ -66,15 +74,31 @@ impl FrameEncoder {
         out: &mut [u8],
     ) -> Result<usize, AudioError> {
         debug_assert_eq!(frame.len(), FRAME_SAMPLES * 2);
+        let max = out.len().min(MAX_FRAME_PACKET);
+        if volume == i32::from(PlayerVolume::DEFAULT) {
+            clip(frame, &mut self.clipped[..]);
+            return self
+                .encoder
+                .encode_float(&self.clipped[..], &mut out[..max])
+                .map_err(|e| AudioError::Decode(format!("Opus encode: {e}")));
+        }
         to_i16(frame, &mut self.pcm[..]);
         if i32::from(self.volume.level()) != volume {
             self.volume = PlayerVolume::new(i64::from(volume));
         }
         self.volume.apply(&mut self.pcm[..]);
-        let max = out.len().min(MAX_FRAME_PACKET);
         self.encoder
             .encode(&self.pcm[..], &mut out[..max])
             .map_err(|e| AudioError::Decode(format!("Opus encode: {e}")))
+    }
+}
+
+/// Clip to what 16-bit samples can hold, [-1, 32767/32768]; NaN becomes 0 (as in [`to_i16`]).
+fn clip(input: &[f32], out: &mut [f32]) {
+    const TOP: f32 = 32767.0 / 32768.0;
+    for (o, &s) in out.iter_mut().zip(input) {
+        let c = s.clamp(-1.0, TOP);
+        *o = if c.is_nan() { 0.0 } else { c };
     }
 }
 
@@ -94,6 +118,13 @@ mod tests {
         let mut out = [1i16; 5];
         to_i16(&[0.5, 2.0, -2.0, f32::NAN, f32::NEG_INFINITY], &mut out);
         assert_eq!(out, [16384, 32767, -32768, 0, -32768]);
+    }
+
+    #[test]
+    fn clipping_matches_the_16_bit_range_and_silences_nan() {
+        let mut out = [1.0f32; 5];
+        clip(&[0.5, 2.0, -2.0, f32::NAN, f32::NEG_INFINITY], &mut out);
+        assert_eq!(out, [0.5, 32767.0 / 32768.0, -1.0, 0.0, -1.0]);
     }
 
     #[test]
