@@ -34,6 +34,8 @@ pub(crate) struct State {
     /// Probing only: the window before the last far seek (start, bytes), for the seek back
     /// that usually follows (a look at the tail, then back to the head).
     pub stash: Option<(u64, VecDeque<u8>)>,
+    /// A `read` is blocked waiting for bytes right now.
+    pub reader_waiting: bool,
 }
 
 impl State {
@@ -87,6 +89,7 @@ impl Window {
                 end: End::Open,
                 total_len,
                 stash: None,
+                reader_waiting: false,
             }),
             data: Condvar::new(),
             room: tokio::sync::Notify::new(),
@@ -198,6 +201,28 @@ impl Window {
         }
     }
 
+    /// Waits until a `read` is blocked for want of bytes; false when the fetcher is stale.
+    /// (Probing fetches a range only then: a range fetched ahead could be made useless by the
+    /// probe's next seek.)
+    pub async fn wait_for_reader(&self, generation: u64) -> bool {
+        loop {
+            // Registered before the check, so a wake-up between the two is not lost.
+            let notified = self.room.notified();
+            {
+                let st = self.state.lock();
+                if st.generation != generation {
+                    return false;
+                }
+                // The flag alone is not enough: bytes may have arrived that the woken reader
+                // has not taken yet.
+                if st.reader_waiting && st.buffered() == 0 && !st.at_end() {
+                    return true;
+                }
+            }
+            notified.await;
+        }
+    }
+
     /// Blocking read from the window at the reader's position, waiting at most `timeout` for
     /// bytes to arrive.
     pub fn read(&self, out: &mut [u8], timeout: Duration) -> io::Result<usize> {
@@ -235,7 +260,11 @@ impl Window {
                 End::Failed(kind, message) => return Err(io::Error::new(*kind, message.clone())),
                 End::Open => {}
             }
-            if self.data.wait_until(&mut st, deadline).timed_out() {
+            st.reader_waiting = true;
+            self.room.notify_one();
+            let timed_out = self.data.wait_until(&mut st, deadline).timed_out();
+            st.reader_waiting = false;
+            if timed_out {
                 // One last look: bytes may have come with the deadline.
                 if st.buffered() == 0 && matches!(st.end, End::Open) {
                     return Err(io::Error::new(

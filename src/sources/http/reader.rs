@@ -49,8 +49,8 @@ pub struct StreamConfig {
     pub read_timeout: Duration,
     /// The most bytes kept ahead of the read position.
     pub read_ahead: usize,
-    /// `Some(n)`: ask for at most `n` bytes per request, and for the next `n` only when the
-    /// reader is about to need them (probing: read only what is needed). `None`: one
+    /// `Some(n)`: ask for at most `n` bytes per request, and for the next `n` only when a read
+    /// is waiting for them (probing: read only what is needed). `None`: one
     /// open-ended request, held open (playback).
     pub request_len: Option<u64>,
 }
@@ -348,12 +348,13 @@ async fn run_fetcher(
             Some(response) => Ok(response),
             None => {
                 // Connect when the reader is about to need the bytes: at once after a seek or
-                // a drop while streaming; for a probe, only once its window runs low.
-                let below = match config.request_len {
-                    Some(_) => window.read_ahead / 4,
-                    None => window.read_ahead,
+                // a drop while streaming; for a probe, only once a read waits for them (a
+                // range asked for earlier could be made useless by the probe's next seek).
+                let wanted = match config.request_len {
+                    Some(_) => window.wait_for_reader(generation).await,
+                    None => window.wait_for_room(generation, window.read_ahead).await,
                 };
-                if !window.wait_for_room(generation, below).await {
+                if !wanted {
                     return;
                 }
                 connect_at(&stream, offset).await
