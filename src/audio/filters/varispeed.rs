@@ -100,14 +100,14 @@ impl Varispeed {
             let count = ((end - 1 - self.position) / self.step + 1) as usize;
             let start = out.len();
             out.resize(start + 2 * count, 0.0);
-            kernel::run(
-                &self.input,
-                &self.table,
-                &mut out[start..],
-                self.position,
-                self.step,
+            let job = kernel::Job {
+                input: &self.input,
+                table: &self.table,
+                position: self.position,
+                step: self.step,
                 history,
-            );
+            };
+            kernel::run(&job, &mut out[start..]);
             self.position += count as u64 * self.step;
         }
         let drop = ((self.position / ONE) as usize).saturating_sub(KEEP);
@@ -122,56 +122,64 @@ impl Varispeed {
 mod kernel {
     use super::{ONE, PHASES};
 
-    /// Row index and blend weight of the second row for the fraction of `t`.
-    #[inline(always)]
-    fn phase(t: u64) -> (usize, f32) {
-        let scaled = (t & (ONE - 1)) * PHASES as u64;
-        (
-            (scaled >> 32) as usize,
-            (scaled & (ONE - 1)) as f32 / ONE as f32,
-        )
+    /// What one run reads: the input, the table, and where the windows lie.
+    pub(super) struct Job<'a> {
+        pub(super) input: &'a [f32],
+        pub(super) table: &'a [f32],
+        /// Input time of the first output frame and the step per frame, 32.32.
+        pub(super) position: u64,
+        pub(super) step: u64,
+        /// Window frames before the output's time.
+        pub(super) history: usize,
     }
 
-    pub(super) fn run(
-        input: &[f32],
-        table: &[f32],
-        out: &mut [f32],
-        position: u64,
-        step: u64,
-        history: usize,
-    ) {
-        let row = table.len() / (PHASES + 1);
+    impl Job<'_> {
+        /// Weights per table row (two per tap).
+        fn row(&self) -> usize {
+            self.table.len() / (PHASES + 1)
+        }
+
+        /// Calls `dots(window start, row)` for each output frame and blends the two rows'
+        /// results (`[left, right]` each) by the frame's fraction.
+        #[inline(always)]
+        fn walk(&self, out: &mut [f32], mut dots: impl FnMut(usize, usize) -> [[f32; 2]; 2]) {
+            let mut t = self.position;
+            for frame in out.chunks_exact_mut(2) {
+                let scaled = (t & (ONE - 1)) * PHASES as u64;
+                let r = (scaled >> 32) as usize;
+                let mu = (scaled & (ONE - 1)) as f32 / ONE as f32;
+                let [p, q] = dots(2 * ((t / ONE) as usize - self.history), r);
+                frame[0] = p[0] + mu * (q[0] - p[0]);
+                frame[1] = p[1] + mu * (q[1] - p[1]);
+                t += self.step;
+            }
+        }
+    }
+
+    pub(super) fn run(job: &Job, out: &mut [f32]) {
+        let row = job.row();
         // Every window read below lies inside `input`.
         let frames = out.len() / 2;
-        let last = position + (frames.max(1) as u64 - 1) * step;
-        assert!(((position / ONE) as usize) >= history);
-        assert!(2 * ((last / ONE) as usize - history) + row <= input.len());
+        let last = job.position + (frames.max(1) as u64 - 1) * job.step;
+        assert!(((job.position / ONE) as usize) >= job.history);
+        assert!(2 * ((last / ONE) as usize - job.history) + row <= job.input.len());
         assert!(row.is_multiple_of(16));
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX and FMA; the asserts above bound every read.
-            unsafe { x86::run_avx_fma(input, table, out, position, step, history, row) };
+            unsafe { x86::run_avx_fma(job, out) };
             return;
         }
-        generic(input, table, out, position, step, history, row);
+        generic(job, out);
     }
 
-    pub(super) fn generic(
-        input: &[f32],
-        table: &[f32],
-        out: &mut [f32],
-        mut t: u64,
-        step: u64,
-        history: usize,
-        row: usize,
-    ) {
-        for frame in out.chunks_exact_mut(2) {
-            let start = 2 * ((t / ONE) as usize - history);
-            let (r, mu) = phase(t);
-            let x = &input[start..start + row];
-            let h0 = &table[r * row..(r + 1) * row];
-            let h1 = &table[(r + 1) * row..(r + 2) * row];
+    pub(super) fn generic(job: &Job, out: &mut [f32]) {
+        let row = job.row();
+        job.walk(out, |start, r| {
+            let x = &job.input[start..start + row];
+            let h0 = &job.table[r * row..(r + 1) * row];
+            let h1 = &job.table[(r + 1) * row..(r + 2) * row];
             let (mut a, mut b) = ([0.0f32; 8], [0.0f32; 8]);
             for ((xs, h0s), h1s) in x
                 .chunks_exact(8)
@@ -183,18 +191,15 @@ mod kernel {
                     b[i] += xs[i] * h1s[i];
                 }
             }
-            let lane = |v: [f32; 8], c: usize| (v[c] + v[c + 4]) + (v[c + 2] + v[c + 6]);
-            for (c, s) in frame.iter_mut().enumerate() {
-                let (p, q) = (lane(a, c), lane(b, c));
-                *s = p + mu * (q - p);
-            }
-            t += step;
-        }
+            let lanes =
+                |v: [f32; 8]| [(v[0] + v[4]) + (v[2] + v[6]), (v[1] + v[5]) + (v[3] + v[7])];
+            [lanes(a), lanes(b)]
+        });
     }
 
     #[cfg(target_arch = "x86_64")]
     mod x86 {
-        use super::{ONE, phase};
+        use super::Job;
         use std::arch::x86_64::{
             __m256, _mm_add_ps, _mm_movehl_ps, _mm_storeu_ps, _mm256_add_ps,
             _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
@@ -203,34 +208,26 @@ mod kernel {
 
         /// The left/right sums of the eight lanes (even lanes are left, odd ones right).
         #[target_feature(enable = "avx")]
-        fn pair(v: __m256) -> [f32; 4] {
+        fn pair(v: __m256) -> [f32; 2] {
             let mut lanes = [0.0f32; 4];
             let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
             // SAFETY: `lanes` has room for four floats.
             unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), _mm_add_ps(q, _mm_movehl_ps(q, q))) };
-            lanes
+            [lanes[0], lanes[1]]
         }
 
         /// # Safety
         /// The CPU must support AVX and FMA, and every window must lie inside `input` (checked
         /// by the caller).
         #[target_feature(enable = "avx,fma")]
-        pub(super) unsafe fn run_avx_fma(
-            input: &[f32],
-            table: &[f32],
-            out: &mut [f32],
-            mut t: u64,
-            step: u64,
-            history: usize,
-            row: usize,
-        ) {
-            let xp = input.as_ptr();
-            let hp = table.as_ptr();
-            for frame in out.chunks_exact_mut(2) {
-                let (r, mu) = phase(t);
+        pub(super) unsafe fn run_avx_fma(job: &Job, out: &mut [f32]) {
+            let row = job.row();
+            let xp = job.input.as_ptr();
+            let hp = job.table.as_ptr();
+            job.walk(out, |start, r| {
                 // SAFETY: the window and both rows are in bounds (see `run`).
                 unsafe {
-                    let x = xp.add(2 * ((t / ONE) as usize - history));
+                    let x = xp.add(start);
                     let h0 = hp.add(r * row);
                     let h1 = hp.add((r + 1) * row);
                     let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
@@ -245,13 +242,9 @@ mod kernel {
                         b1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(h1.add(i + 8)), b1);
                         i += 16;
                     }
-                    let p = pair(_mm256_add_ps(a0, a1));
-                    let q = pair(_mm256_add_ps(b0, b1));
-                    frame[0] = p[0] + mu * (q[0] - p[0]);
-                    frame[1] = p[1] + mu * (q[1] - p[1]);
+                    [pair(_mm256_add_ps(a0, a1)), pair(_mm256_add_ps(b0, b1))]
                 }
-                t += step;
-            }
+            });
         }
     }
 }
@@ -305,14 +298,20 @@ mod tests {
             .collect();
         for ratio in [1.0 / 1.071, 1.3, 1.0 / 3.0] {
             let v = Varispeed::new(ratio, &[]);
-            let row = 2 * v.taps;
             let history = v.taps / 2 - 1;
             let count = 2000;
             let t0 = KEEP as u64 * ONE + 12_345;
             let mut a = vec![0.0f32; 2 * count];
             let mut b = vec![0.0f32; 2 * count];
-            kernel::run(&input, &v.table, &mut a, t0, v.step, history);
-            kernel::generic(&input, &v.table, &mut b, t0, v.step, history, row);
+            let job = kernel::Job {
+                input: &input,
+                table: &v.table,
+                position: t0,
+                step: v.step,
+                history,
+            };
+            kernel::run(&job, &mut a);
+            kernel::generic(&job, &mut b);
             assert!(max_abs_diff(&a, &b) < 1e-5, "ratio {ratio}");
         }
     }
