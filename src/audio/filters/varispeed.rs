@@ -15,6 +15,8 @@
 //! the sound continues from the very next frame at the new speed. The resampler adds no
 //! latency; it holds back the half window of input it has to look ahead.
 
+use std::sync::{Arc, Mutex, Weak};
+
 use crate::audio::polyphase::{MAX_ROW_TAPS, kaiser_sinc_row};
 
 /// Weights per output frame when slowing down or keeping the speed; more when speeding up.
@@ -30,8 +32,9 @@ const CUTOFF: f64 = 0.91;
 const ONE: u64 = 1 << 32;
 
 pub(super) struct Varispeed {
-    /// `PHASES + 1` rows of `2·taps` weights (each tap twice, for interleaved stereo).
-    table: Vec<f32>,
+    /// `PHASES + 1` rows of `2·taps` weights (each tap twice, for interleaved stereo), shared
+    /// with every other player at the same ratio.
+    table: Arc<[f32]>,
     taps: usize,
     /// Input frames per output frame, 32.32 fixed point.
     step: u64,
@@ -47,7 +50,7 @@ impl Varispeed {
     /// as far as there is any.
     pub(super) fn new(ratio: f64, history: &[f32]) -> Self {
         let mut v = Varispeed {
-            table: Vec::new(),
+            table: Arc::new([]),
             taps: 0,
             step: 0,
             position: 0,
@@ -69,14 +72,8 @@ impl Varispeed {
     /// Continue at a new ratio from the current position.
     pub(super) fn set_ratio(&mut self, ratio: f64) {
         let speedup = (1.0 / ratio).max(1.0);
-        let taps = ((MIN_TAPS as f64 * speedup / 8.0).ceil() as usize * 8).min(MAX_TAPS);
-        let cutoff = CUTOFF * ratio.min(1.0);
-        self.taps = taps;
-        self.table.clear();
-        self.table.resize((PHASES + 1) * 2 * taps, 0.0);
-        for (phase, row) in self.table.chunks_exact_mut(2 * taps).enumerate() {
-            kaiser_sinc_row(row, taps / 2 - 1, phase as f64 / PHASES as f64, cutoff);
-        }
+        self.taps = ((MIN_TAPS as f64 * speedup / 8.0).ceil() as usize * 8).min(MAX_TAPS);
+        self.table = shared_table(ratio, self.taps);
         self.step = ((ONE as f64) / ratio).round() as u64;
     }
 
@@ -115,6 +112,31 @@ impl Varispeed {
         self.input.truncate(self.input.len() - 2 * drop);
         self.position -= drop as u64 * ONE;
     }
+}
+
+/// The table for `ratio` with `taps` taps: built once, then shared by every resampler at that
+/// ratio for as long as one of them is alive (bots tend to apply the same few presets, and a
+/// table is 66 KB and about a millisecond of work at 32 taps).
+fn shared_table(ratio: f64, taps: usize) -> Arc<[f32]> {
+    static TABLES: Mutex<Vec<(u64, Weak<[f32]>)>> = Mutex::new(Vec::new());
+    let key = ratio.to_bits();
+    let mut tables = TABLES.lock().unwrap_or_else(|e| e.into_inner());
+    tables.retain(|(_, table)| table.strong_count() > 0);
+    if let Some(table) = tables
+        .iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, table)| table.upgrade())
+    {
+        return table;
+    }
+    let cutoff = CUTOFF * ratio.min(1.0);
+    let mut table = vec![0.0f32; (PHASES + 1) * 2 * taps];
+    for (phase, row) in table.chunks_exact_mut(2 * taps).enumerate() {
+        kaiser_sinc_row(row, taps / 2 - 1, phase as f64 / PHASES as f64, cutoff);
+    }
+    let table: Arc<[f32]> = table.into();
+    tables.push((key, Arc::downgrade(&table)));
+    table
 }
 
 /// The inner loop: for each output frame, the two table rows around its fraction applied to
@@ -289,6 +311,18 @@ mod tests {
             let expected = input.len() as f64 / 2.0 * ratio;
             assert!((l.len() as f64 - expected).abs() < 200.0 * ratio.max(1.0));
         }
+    }
+
+    #[test]
+    fn resamplers_at_one_ratio_share_a_table_while_one_lives() {
+        let a = Varispeed::new(0.8123, &[]);
+        let b = Varispeed::new(0.8123, &[]);
+        assert!(Arc::ptr_eq(&a.table, &b.table));
+        let other = Varispeed::new(0.8124, &[]);
+        assert!(!Arc::ptr_eq(&a.table, &other.table));
+        let weak = Arc::downgrade(&a.table);
+        drop((a, b));
+        assert!(weak.upgrade().is_none(), "the table outlived its users");
     }
 
     #[test]
