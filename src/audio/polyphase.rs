@@ -122,15 +122,13 @@ impl Polyphase {
             let start = self.position / self.phases;
             let phase = self.position % self.phases;
             let dst = out.tail_mut(count);
-            let (start, phase) = kernel::run(
-                input.samples(),
-                &self.table,
-                dst,
-                start,
-                phase,
-                self.step,
-                self.phases,
-            );
+            let job = kernel::Job {
+                samples: input.samples(),
+                table: &self.table,
+                step: self.step,
+                phases: self.phases,
+            };
+            let (start, phase) = kernel::run(&job, dst, start, phase);
             self.position = start * self.phases + phase;
         }
         let drop = self.position / self.phases;
@@ -144,68 +142,67 @@ impl Polyphase {
 mod kernel {
     use super::ROW;
 
-    /// Fills `dst` (interleaved stereo) from `samples` starting at window `start` and `phase`;
-    /// returns the window and phase of the next output frame.
-    pub(super) fn run(
-        samples: &[f32],
-        table: &[f32],
-        dst: &mut [f32],
-        start: usize,
-        phase: usize,
-        step: usize,
-        phases: usize,
-    ) -> (usize, usize) {
+    /// What one run reads: the input, the table, and how the windows advance.
+    pub(super) struct Job<'a> {
+        pub(super) samples: &'a [f32],
+        pub(super) table: &'a [f32],
+        /// Phases the window advances per output frame, of `phases` per input frame.
+        pub(super) step: usize,
+        pub(super) phases: usize,
+    }
+
+    impl Job<'_> {
+        /// Writes one output frame per call of `dot(window start, phase)` into `dst` and steps
+        /// the window; returns the window and phase of the next output frame. Inlined into each
+        /// kernel, so the dot product inlines too.
+        #[inline(always)]
+        fn walk(
+            &self,
+            dst: &mut [f32],
+            mut start: usize,
+            mut phase: usize,
+            mut dot: impl FnMut(usize, usize) -> (f32, f32),
+        ) -> (usize, usize) {
+            for frame in dst.chunks_exact_mut(2) {
+                (frame[0], frame[1]) = dot(start, phase);
+                // step < phases: the window moves on by at most one input frame.
+                phase += self.step;
+                if phase >= self.phases {
+                    phase -= self.phases;
+                    start += 1;
+                }
+            }
+            (start, phase)
+        }
+    }
+
+    /// Fills `dst` (interleaved stereo) from the job's samples starting at window `start` and
+    /// `phase`; returns the window and phase of the next output frame.
+    pub(super) fn run(job: &Job, dst: &mut [f32], start: usize, phase: usize) -> (usize, usize) {
         let frames = dst.len() / 2;
         // Every window and row read below lies inside the slices.
-        assert!(step < phases && table.len() >= phases * ROW);
-        let last_start = start + (phase + (frames.max(1) - 1) * step) / phases;
-        assert!(2 * last_start + ROW <= samples.len());
+        assert!(job.step < job.phases && job.table.len() >= job.phases * ROW);
+        let last_start = start + (phase + (frames.max(1) - 1) * job.step) / job.phases;
+        assert!(2 * last_start + ROW <= job.samples.len());
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX and FMA (checked just above); bounds asserted above.
-            return unsafe { x86::run_avx_fma(samples, table, dst, start, phase, step, phases) };
+            return unsafe { x86::run_avx_fma(job, dst, start, phase) };
         }
-        generic(samples, table, dst, start, phase, step, phases)
-    }
-
-    /// Writes one output frame per call of `dot(window start, phase)` into `dst` and steps the
-    /// window; returns the window and phase of the next output frame. Inlined into each
-    /// kernel, so the dot product inlines too.
-    #[inline(always)]
-    fn walk(
-        dst: &mut [f32],
-        mut start: usize,
-        mut phase: usize,
-        step: usize,
-        phases: usize,
-        mut dot: impl FnMut(usize, usize) -> (f32, f32),
-    ) -> (usize, usize) {
-        for frame in dst.chunks_exact_mut(2) {
-            (frame[0], frame[1]) = dot(start, phase);
-            // step < phases: the window moves on by at most one input frame.
-            phase += step;
-            if phase >= phases {
-                phase -= phases;
-                start += 1;
-            }
-        }
-        (start, phase)
+        generic(job, dst, start, phase)
     }
 
     /// Portable version (SSE on x86_64 after auto-vectorisation at best).
     pub(super) fn generic(
-        samples: &[f32],
-        table: &[f32],
+        job: &Job,
         dst: &mut [f32],
         start: usize,
         phase: usize,
-        step: usize,
-        phases: usize,
     ) -> (usize, usize) {
-        walk(dst, start, phase, step, phases, |start, phase| {
-            let x = &samples[2 * start..2 * start + ROW];
-            let h = &table[phase * ROW..(phase + 1) * ROW];
+        job.walk(dst, start, phase, |start, phase| {
+            let x = &job.samples[2 * start..2 * start + ROW];
+            let h = &job.table[phase * ROW..(phase + 1) * ROW];
             let mut acc = [0.0f32; 8];
             for (xs, hs) in x.chunks_exact(8).zip(h.chunks_exact(8)) {
                 for i in 0..8 {
@@ -221,7 +218,7 @@ mod kernel {
 
     #[cfg(target_arch = "x86_64")]
     mod x86 {
-        use super::ROW;
+        use super::{Job, ROW};
         use std::arch::x86_64::{
             _mm_add_ps, _mm_movehl_ps, _mm_storeu_ps, _mm256_add_ps, _mm256_castps256_ps128,
             _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
@@ -237,17 +234,14 @@ mod kernel {
         /// it for the last window; windows only move forward).
         #[target_feature(enable = "avx,fma")]
         pub(super) unsafe fn run_avx_fma(
-            samples: &[f32],
-            table: &[f32],
+            job: &Job,
             dst: &mut [f32],
             start: usize,
             phase: usize,
-            step: usize,
-            phases: usize,
         ) -> (usize, usize) {
-            let xp = samples.as_ptr();
-            let hp = table.as_ptr();
-            super::walk(dst, start, phase, step, phases, |start, phase| {
+            let xp = job.samples.as_ptr();
+            let hp = job.table.as_ptr();
+            job.walk(dst, start, phase, |start, phase| {
                 let mut lanes = [0.0f32; 4];
                 // SAFETY: in bounds per this function's contract; unaligned loads.
                 unsafe {
@@ -382,8 +376,14 @@ mod tests {
             .collect();
         let mut fast = vec![0.0f32; 2 * 3000];
         let mut plain = vec![0.0f32; 2 * 3000];
-        let a = kernel::run(&samples, &table, &mut fast, 3, 17, step, phases);
-        let b = kernel::generic(&samples, &table, &mut plain, 3, 17, step, phases);
+        let job = kernel::Job {
+            samples: &samples,
+            table: &table,
+            step,
+            phases,
+        };
+        let a = kernel::run(&job, &mut fast, 3, 17);
+        let b = kernel::generic(&job, &mut plain, 3, 17);
         assert_eq!(a, b);
         for (x, y) in fast.iter().zip(&plain) {
             assert!((x - y).abs() < 1e-5, "{x} vs {y}");
