@@ -17,8 +17,12 @@ use crate::protocol::filters::Vibrato as Config;
 const MAX_SWING: f32 = 96.0;
 /// Smallest delay: leaves the two newer interpolation points already written.
 const BASE_DELAY: f32 = 3.0;
-/// Ring length (power of two, more than the largest delay plus the interpolation span).
-const RING: usize = 256;
+/// Frames of history kept in front of each chunk (more than the largest delay plus the
+/// interpolation span).
+const HISTORY: usize = 128;
+/// Frames processed per chunk: the LFO, delays and interpolation weights of a chunk are
+/// computed first (in SIMD lanes), then the delayed samples are read and weighted.
+const CHUNK: usize = 256;
 const MAX_FREQUENCY: f32 = 14.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,8 +48,33 @@ pub(super) fn params(cfg: &Option<Config>) -> Option<Params> {
 pub(super) struct Vibrato {
     p: Params,
     lfo: Lfo,
-    ring: [[f32; RING]; 2],
-    write: usize,
+    /// Interleaved stereo frames: `HISTORY` frames of the past, then the chunk being read.
+    line: [[f32; 2]; HISTORY + CHUNK],
+}
+
+/// Per frame of a chunk: where its four interpolation points start in the line, and their
+/// weights (arrays by weight, so the loop computing them runs in SIMD lanes).
+struct Taps {
+    start: [i32; CHUNK],
+    weights: [[f32; CHUNK]; 4],
+}
+
+impl Vibrato {
+    /// The taps of the frames whose LFO values are `sines` (at most `CHUNK` of them).
+    fn taps(&self, sines: &[f32], taps: &mut Taps) {
+        let [w0, w1, w2, w3] = &mut taps.weights;
+        for (n, &sin) in sines.iter().enumerate() {
+            let u = 0.5 * (sin + 1.0);
+            let delay = u * self.p.swing + BASE_DELAY;
+            // `delay` is at least BASE_DELAY, so truncating is flooring.
+            let whole = delay as i32;
+            // Read position n - delay = (n - whole - 1) + t with t in (0, 1]; the points are
+            // frames n - whole - 2 ..= n - whole + 1 after the history.
+            let t = 1.0 - (delay - whole as f32);
+            taps.start[n] = HISTORY as i32 + n as i32 - whole - 2;
+            [w0[n], w1[n], w2[n], w3[n]] = catmull_rom_weights(t);
+        }
+    }
 }
 
 impl InPlace for Vibrato {
@@ -55,8 +84,7 @@ impl InPlace for Vibrato {
         Vibrato {
             p: *p,
             lfo: Lfo::new(p.step),
-            ring: [[0.0; RING]; 2],
-            write: 0,
+            line: [[0.0; 2]; HISTORY + CHUNK],
         }
     }
 
@@ -66,53 +94,71 @@ impl InPlace for Vibrato {
     }
 
     fn reset(&mut self) {
-        self.ring = [[0.0; RING]; 2];
+        self.line.fill([0.0; 2]);
     }
 
     fn process(&mut self, buf: &mut [f32]) {
-        let mask = RING - 1;
-        for (frame, sin) in buf.chunks_exact_mut(2).zip(self.lfo.sines()) {
-            let w = self.write;
-            self.ring[0][w] = frame[0];
-            self.ring[1][w] = frame[1];
-
-            let u = 0.5 * (sin + 1.0);
-            let delay = u * self.p.swing + BASE_DELAY;
-            // `delay` is at least BASE_DELAY, so truncating is flooring (and needs no libm call).
-            let whole = delay as usize;
-            // Read position w - delay = (w - whole - 1) + t with t in (0, 1].
-            let t = 1.0 - (delay - whole as f32);
-            let i1 = (w + RING - whole - 1) & mask;
-            let (i0, i2, i3) = ((i1 + mask) & mask, (i1 + 1) & mask, (i1 + 2) & mask);
-            for (c, out) in frame.iter_mut().enumerate() {
-                let r = &self.ring[c];
-                *out = hermite(r[i0], r[i1], r[i2], r[i3], t).clamp(-1.0, 1.0);
+        let mut sines = self.lfo.sines();
+        let mut lfo = [0.0f32; CHUNK];
+        let mut taps = Taps {
+            start: [0; CHUNK],
+            weights: [[0.0; CHUNK]; 4],
+        };
+        for chunk in buf.chunks_mut(2 * CHUNK) {
+            let frames = chunk.len() / 2;
+            for (dst, src) in self.line[HISTORY..].iter_mut().zip(chunk.chunks_exact(2)) {
+                *dst = [src[0], src[1]];
             }
-            self.write = (w + 1) & mask;
+            sines.fill(&mut lfo[..frames]);
+            self.taps(&lfo[..frames], &mut taps);
+            let line = &self.line[..];
+            let [w0, w1, w2, w3] = &taps.weights;
+            for (n, out) in chunk.chunks_exact_mut(2).enumerate() {
+                let p = &line[taps.start[n] as usize..][..4];
+                for c in 0..2 {
+                    let y = w0[n] * p[0][c] + w1[n] * p[1][c] + w2[n] * p[2][c] + w3[n] * p[3][c];
+                    out[c] = y.clamp(-1.0, 1.0);
+                }
+            }
+            self.line.copy_within(frames..frames + HISTORY, 0);
         }
         self.lfo.advance(buf.len() / 2);
     }
 }
 
-/// Catmull–Rom interpolation between `y1` (t = 0) and `y2` (t = 1).
-#[inline]
-fn hermite(y0: f32, y1: f32, y2: f32, y3: f32, t: f32) -> f32 {
-    let c1 = 0.5 * (y2 - y0);
-    let c2 = y0 - 2.5 * y1 + 2.0 * y2 - 0.5 * y3;
-    let c3 = 0.5 * (y3 - y0) + 1.5 * (y1 - y2);
-    ((c3 * t + c2) * t + c1) * t + y1
+/// Catmull–Rom interpolation weights of the points `y0, y1, y2, y3` for the position `t`
+/// between `y1` (t = 0) and `y2` (t = 1): the cubic through `y1` and `y2` whose slopes there are
+/// `(y2 − y0)/2` and `(y3 − y1)/2`. The weights sum to 1.
+#[inline(always)]
+fn catmull_rom_weights(t: f32) -> [f32; 4] {
+    let t2 = t * t;
+    let t3 = t2 * t;
+    [
+        -0.5 * t + t2 - 0.5 * t3,
+        1.0 - 2.5 * t2 + 1.5 * t3,
+        0.5 * t + 2.0 * t2 - 1.5 * t3,
+        -0.5 * t2 + 0.5 * t3,
+    ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::test_signal::*;
-    use super::hermite;
+    use super::catmull_rom_weights;
+
+    fn interpolate(y: [f32; 4], t: f32) -> f32 {
+        let w = catmull_rom_weights(t);
+        (0..4).map(|k| w[k] * y[k]).sum()
+    }
 
     #[test]
-    fn hermite_passes_through_its_points_and_follows_a_line() {
-        assert_eq!(hermite(0.0, 1.0, 2.0, 3.0, 0.0), 1.0);
-        assert_eq!(hermite(0.0, 1.0, 2.0, 3.0, 1.0), 2.0);
-        assert!((hermite(0.0, 1.0, 2.0, 3.0, 0.25) - 1.25).abs() < 1e-6);
+    fn interpolation_passes_through_its_points_and_follows_a_line() {
+        assert_eq!(interpolate([0.0, 1.0, 2.0, 3.0], 0.0), 1.0);
+        assert_eq!(interpolate([0.0, 1.0, 2.0, 3.0], 1.0), 2.0);
+        assert!((interpolate([0.0, 1.0, 2.0, 3.0], 0.25) - 1.25).abs() < 1e-6);
+        // Catmull–Rom reproduces a parabola: (x − 2)² at x = 0..3, read at x = 1.5.
+        let mid = interpolate([4.0, 1.0, 0.0, 1.0], 0.5);
+        assert!((mid - 0.25).abs() < 1e-6, "{mid}");
     }
 
     #[test]
