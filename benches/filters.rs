@@ -26,7 +26,7 @@ const ALL_TEN: &str = r#"{
     "lowPass": {"smoothing": 2}
 }"#;
 
-const SINGLE: [(&str, &str); 12] = [
+const SINGLE: [(&str, &str); 13] = [
     ("volume", r#"{"volume":0.8}"#),
     (
         "equalizer_15_bands",
@@ -34,6 +34,11 @@ const SINGLE: [(&str, &str); 12] = [
             {"band":3,"gain":0.1},{"band":4,"gain":0.1},{"band":5,"gain":0.1},{"band":6,"gain":0.1},
             {"band":7,"gain":0.1},{"band":8,"gain":0.1},{"band":9,"gain":0.1},{"band":10,"gain":0.1},
             {"band":11,"gain":0.1},{"band":12,"gain":0.1},{"band":13,"gain":0.1},{"band":14,"gain":0.1}]}"#,
+    ),
+    (
+        "equalizer_5_bands",
+        r#"{"equalizer":[{"band":0,"gain":0.2},{"band":1,"gain":0.15},{"band":2,"gain":0.1},
+            {"band":3,"gain":0.05},{"band":4,"gain":0.05}]}"#,
     ),
     ("karaoke", r#"{"karaoke":{}}"#),
     ("timescale_speed", r#"{"timescale":{"speed":1.25}}"#),
