@@ -462,7 +462,11 @@ mod tests {
         // `process` picks the SIMD kernel where the CPU has one; run the other one directly.
         let input = music(0.3);
         let few = with_gains(&[(1, 0.3), (7, -0.2), (12, 0.5)]);
-        let many = with_gains(&(2..15).map(|b| (b, 0.04 * b as f32 - 0.25)).collect::<Vec<_>>());
+        let many = with_gains(
+            &(2..15)
+                .map(|b| (b, 0.04 * b as f32 - 0.25))
+                .collect::<Vec<_>>(),
+        );
         for (gains, wide) in [(few, false), (many, true)] {
             let mut eq = Equalizer::new(&Params { gains });
             assert_eq!(eq.count > BLOCK, wide);

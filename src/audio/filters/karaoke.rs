@@ -98,16 +98,27 @@ impl InPlace for Karaoke {
     fn process(&mut self, buf: &mut [f32]) {
         let (a, b, c) = (self.a, self.b, self.c);
         let (mut y1, mut y2) = (self.y1, self.y2);
-        for frame in buf.chunks_exact_mut(2) {
+        let mut step = |frame: &mut [f32], level: f32, mono_gain: f32| {
             let (l, r) = (frame[0], frame[1]);
-            let level = self.level.next();
-            let mono_gain = self.mono_gain.next();
-            let y = a * 0.5 * (l + r) - b * y1 - c * y2;
+            // The terms known before the previous output first, so that only one
+            // multiply-subtract waits for it.
+            let known = a * 0.5 * (l + r) - c * y2;
+            let y = known - b * y1;
             y2 = y1;
             y1 = y;
             let band = y * mono_gain;
             frame[0] = clamp_unit(l - r * level + band);
             frame[1] = clamp_unit(r - l * level + band);
+        };
+        if self.level.moving() || self.mono_gain.moving() {
+            for frame in buf.chunks_exact_mut(2) {
+                step(frame, self.level.next(), self.mono_gain.next());
+            }
+        } else {
+            let (level, mono_gain) = (self.level.value(), self.mono_gain.value());
+            for frame in buf.chunks_exact_mut(2) {
+                step(frame, level, mono_gain);
+            }
         }
         self.y1 = y1;
         self.y2 = y2;

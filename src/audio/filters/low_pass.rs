@@ -56,13 +56,26 @@ impl InPlace for LowPass {
             self.state = [buf[0], buf[1]];
             self.primed = true;
         }
+        // v[n] = a·v[n−1] + k·x[n] with a = 1 − k, taken two frames at a time:
+        // v[n+1] = a²·v[n−1] + (a·k·x[n] + k·x[n+1]). Only one multiply-add per two frames then
+        // waits for the previous result (a one-pole filter is otherwise bound by that wait);
+        // v[n] itself is computed beside it.
         let k = self.factor;
+        let a = 1.0 - k;
+        let (a2, ak) = (a * a, a * k);
         let [mut l, mut r] = self.state;
-        for frame in buf.chunks_exact_mut(2) {
-            l += (frame[0] - l) * k;
-            r += (frame[1] - r) * k;
-            frame[0] = l;
-            frame[1] = r;
+        let mut pairs = buf.chunks_exact_mut(4);
+        for f in &mut pairs {
+            let (l0, r0) = (a * l + k * f[0], a * r + k * f[1]);
+            (l, r) = (
+                a2 * l + (ak * f[0] + k * f[2]),
+                a2 * r + (ak * f[1] + k * f[3]),
+            );
+            f.copy_from_slice(&[l0, r0, l, r]);
+        }
+        if let [x, y] = pairs.into_remainder() {
+            (l, r) = (a * l + k * *x, a * r + k * *y);
+            (*x, *y) = (l, r);
         }
         self.state = [l, r];
     }

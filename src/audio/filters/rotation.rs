@@ -49,11 +49,10 @@ impl InPlace for Rotation {
     fn reset(&mut self) {}
 
     fn process(&mut self, buf: &mut [f32]) {
-        for (frame, s) in buf.chunks_exact_mut(2).zip(self.lfo.sines()) {
+        self.lfo.modulate(buf, |frame, s| {
             frame[0] *= 0.5 * (1.0 + s);
             frame[1] *= 0.5 * (1.0 - s);
-        }
-        self.lfo.advance(buf.len() / 2);
+        });
     }
 }
 

@@ -56,13 +56,19 @@ impl InPlace for Tremolo {
     }
 
     fn process(&mut self, buf: &mut [f32]) {
-        for (frame, sin) in buf.chunks_exact_mut(2).zip(self.lfo.sines()) {
-            let d = self.half_depth.next();
+        let apply = |frame: &mut [f32], d: f32, sin: f32| {
             let gain = (1.0 - d) + d * sin;
             frame[0] *= gain;
             frame[1] *= gain;
+        };
+        if self.half_depth.moving() {
+            let depth = &mut self.half_depth;
+            self.lfo
+                .modulate(buf, |frame, sin| apply(frame, depth.next(), sin));
+        } else {
+            let d = self.half_depth.value();
+            self.lfo.modulate(buf, |frame, sin| apply(frame, d, sin));
         }
-        self.lfo.advance(buf.len() / 2);
     }
 }
 
