@@ -8,6 +8,9 @@
 //!   it than on the clean staircase (MP3 coding noise fills bands the clean tones leave
 //!   empty), so this floor is the fairer base for the transcode path's overhead; both are
 //!   reported;
+//! - `encode_floor_filtered_pcm`: the same encoder on that PCM after the all-filters chain
+//!   below (the signal the all-filters path hands libopus): distortion, vibrato and the
+//!   timescale fill the spectrum further, and libopus's own cost follows the signal;
 //! - `transcode_mp3_44k`: the whole path for an MP3 at 44.1 kHz: demux, decode, resample to
 //!   48 kHz, volume, Opus encode;
 //! - `transcode_mp3_44k_all_filters`: the same with all ten filters on;
@@ -26,6 +29,7 @@ use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use acoustic::audio::filters::FilterChain;
 use acoustic::audio::pipeline::{Controls, PipelineSettings, TrackPipeline};
 use acoustic::config::ResamplingQuality;
 use acoustic::protocol::filters::Filters;
@@ -118,6 +122,9 @@ struct Paths<'a> {
     mp3_floor_encoder: opus::Encoder,
     mp3_floor_frames: Vec<&'a [f32]>,
     mp3_floor_next: usize,
+    filtered_floor_encoder: opus::Encoder,
+    filtered_floor_frames: Vec<&'a [f32]>,
+    filtered_floor_next: usize,
     mp3: Arc<[u8]>,
     opus: Arc<[u8]>,
     no_filters: ArcSwap<Filters>,
@@ -129,6 +136,7 @@ struct Paths<'a> {
 /// Path names, in report order.
 const FLOOR: &str = "encode_floor";
 const MP3_FLOOR: &str = "encode_floor_mp3_pcm";
+const FILTERED_FLOOR: &str = "encode_floor_filtered_pcm";
 const TRANSCODE: &str = "transcode_mp3_44k";
 const ALL_FILTERS: &str = "transcode_mp3_44k_all_filters";
 const PASSTHROUGH: &str = "passthrough_opus";
@@ -147,6 +155,12 @@ impl Paths<'_> {
                 &mut self.mp3_floor_encoder,
                 &self.mp3_floor_frames,
                 &mut self.mp3_floor_next,
+                frames,
+            ),
+            FILTERED_FLOOR => encode_frames(
+                &mut self.filtered_floor_encoder,
+                &self.filtered_floor_frames,
+                &mut self.filtered_floor_next,
                 frames,
             ),
             TRANSCODE => run_track(
@@ -208,6 +222,21 @@ fn decoded_with_ffmpeg(path: &std::path::Path) -> Vec<f32> {
         .collect()
 }
 
+/// `pcm` (48 kHz stereo) through the all-filters chain, clipped as the pipeline clips what it
+/// hands the encoder.
+fn filtered(pcm: &[f32]) -> Vec<f32> {
+    let filters: Filters = serde_json::from_str(ALL_TEN).unwrap();
+    let mut chain = FilterChain::new(&filters);
+    let mut out = Vec::with_capacity(pcm.len());
+    for frame in pcm.chunks_exact(1920) {
+        chain.process(frame, &mut out);
+    }
+    for s in &mut out {
+        *s = s.clamp(-1.0, 1.0);
+    }
+    out
+}
+
 /// Times `frames` frames of a track from `bytes`, re-opening it (untimed) when it ends.
 fn run_track(
     bytes: &Arc<[u8]>,
@@ -254,7 +283,14 @@ fn run_track(
 
 fn benches(c: &mut Criterion, paths: &mut Paths) {
     let mut group = c.benchmark_group("pipeline_per_20ms_frame");
-    for name in [FLOOR, MP3_FLOOR, TRANSCODE, ALL_FILTERS, PASSTHROUGH] {
+    for name in [
+        FLOOR,
+        MP3_FLOOR,
+        FILTERED_FLOOR,
+        TRANSCODE,
+        ALL_FILTERS,
+        PASSTHROUGH,
+    ] {
         group.bench_function(name, |b| b.iter_custom(|iters| paths.run(name, iters)));
     }
     group.finish();
@@ -269,16 +305,29 @@ const PAIRED_FRAMES: u64 = 50;
 /// so the ratios hold even when the absolute times do not. Criterion's separate runs above give
 /// the absolute times and their spread.
 fn report(paths: &mut Paths) {
-    let names = [FLOOR, MP3_FLOOR, TRANSCODE, ALL_FILTERS, PASSTHROUGH];
-    let mut totals = [Duration::ZERO; 5];
+    let names = [
+        FLOOR,
+        MP3_FLOOR,
+        FILTERED_FLOOR,
+        TRANSCODE,
+        ALL_FILTERS,
+        PASSTHROUGH,
+    ];
+    let mut totals = [Duration::ZERO; 6];
     for _ in 0..PAIRED_ROUNDS {
         for (name, total) in names.iter().zip(totals.iter_mut()) {
             *total += paths.run(name, PAIRED_FRAMES);
         }
     }
     let frames = (PAIRED_ROUNDS as u64 * PAIRED_FRAMES) as f64;
-    let [floor, mp3_floor, transcode, filters, passthrough] =
-        totals.map(|t| t.as_secs_f64() / frames);
+    let [
+        floor,
+        mp3_floor,
+        filtered_floor,
+        transcode,
+        filters,
+        passthrough,
+    ] = totals.map(|t| t.as_secs_f64() / frames);
     println!();
     println!(
         "per 20 ms stereo frame (paths interleaved, {PAIRED_ROUNDS} rounds of {PAIRED_FRAMES} frames each):"
@@ -286,6 +335,7 @@ fn report(paths: &mut Paths) {
     for (name, t) in [
         ("libopus encode alone (floor)", floor),
         ("  ... of the decoded MP3's PCM", mp3_floor),
+        ("  ... of that PCM, all filtered", filtered_floor),
         ("transcode MP3 44.1 kHz -> Opus", transcode),
         ("  ... with all ten filters", filters),
         ("Opus passthrough", passthrough),
@@ -308,6 +358,10 @@ fn report(paths: &mut Paths) {
         filters / mp3_floor
     );
     println!(
+        "  all filters / floor of the filtered PCM {:6.3}",
+        filters / filtered_floor
+    );
+    println!(
         "  passthrough / transcode {:6.4}  (target <= 0.05)",
         passthrough / transcode
     );
@@ -324,6 +378,7 @@ fn main() {
     assert_eq!((wav.rate, wav.channels), (48_000, 2));
     let pcm: Vec<f32> = wav.samples.iter().map(|&s| s.clamp(-1.0, 1.0)).collect();
     let mp3_pcm = decoded_with_ffmpeg(&common::media("staircase/staircase.mp3"));
+    let filtered_pcm = filtered(&mp3_pcm);
     let encoder = || {
         let mut e =
             opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio).unwrap();
@@ -338,6 +393,9 @@ fn main() {
         mp3_floor_encoder: encoder(),
         mp3_floor_frames: mp3_pcm.chunks_exact(1920).collect(),
         mp3_floor_next: 0,
+        filtered_floor_encoder: encoder(),
+        filtered_floor_frames: filtered_pcm.chunks_exact(1920).collect(),
+        filtered_floor_next: 0,
         mp3,
         opus,
         no_filters: ArcSwap::from_pointee(Filters::default()),
