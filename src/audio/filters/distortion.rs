@@ -46,17 +46,149 @@ pub(super) fn params(cfg: &Option<Config>) -> Option<Params> {
 #[derive(Debug)]
 pub(super) struct Distortion {
     p: Params,
+    /// The same settings in f32, used when `small` holds.
+    p32: Coefficients<f32>,
     /// All three scales are equal (as they are by default), so one angle serves every factor.
     one_angle: bool,
     /// Every angle stays within the polynomial's range for inputs in [-1, 1] (the chain's
     /// samples always are), so no sample needs the C library.
     in_range: bool,
+    /// Every setting is at most [`SMALL`] in size, so f32 arithmetic is accurate enough and
+    /// cannot overflow before the final checks: twice the SIMD lanes of f64.
+    small: bool,
 }
 
-/// The waveshaper for one sample; `SIN_COS` computes the trigonometry.
+/// Largest setting (in absolute value) for the f32 path: angles stay below 64 rad, where
+/// reducing them in f32 loses at most a few millionths of a radian, and the product of the
+/// factors stays far inside f32 except right at a pole of tan, which the final NaN check and
+/// clamp take care of as in f64.
+const SMALL: f64 = 64.0;
+
+/// The eight settings in the arithmetic's own type.
+#[derive(Debug, Clone, Copy)]
+struct Coefficients<T> {
+    sin_offset: T,
+    sin_scale: T,
+    cos_offset: T,
+    cos_scale: T,
+    tan_offset: T,
+    tan_scale: T,
+    offset: T,
+    scale: T,
+}
+
+impl Params {
+    fn coefficients<T: Real>(&self) -> Coefficients<T> {
+        Coefficients {
+            sin_offset: T::of(self.sin_offset),
+            sin_scale: T::of(self.sin_scale),
+            cos_offset: T::of(self.cos_offset),
+            cos_scale: T::of(self.cos_scale),
+            tan_offset: T::of(self.tan_offset),
+            tan_scale: T::of(self.tan_scale),
+            offset: T::of(self.offset),
+            scale: T::of(self.scale),
+        }
+    }
+
+    fn largest(&self) -> f64 {
+        [
+            self.sin_offset,
+            self.sin_scale,
+            self.cos_offset,
+            self.cos_scale,
+            self.tan_offset,
+            self.tan_scale,
+            self.offset,
+            self.scale,
+        ]
+        .into_iter()
+        .fold(0.0, |m, v| m.max(v.abs()))
+    }
+}
+
+/// The arithmetic the waveshaper needs, in f32 or f64.
+trait Real:
+    Copy
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+{
+    fn of(v: f64) -> Self;
+    fn from_sample(x: f32) -> Self;
+    /// Clamped to [-1, 1]; NaN becomes 0.
+    fn to_sample(self) -> f32;
+    /// `(j, r)` with `self = j·π/2 + r`, `r ∈ [−π/4, π/4]`.
+    fn quadrant(self) -> (i32, Self);
+    fn of_int(j: i32) -> Self;
+}
+
+impl Real for f64 {
+    #[inline(always)]
+    fn of(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn from_sample(x: f32) -> Self {
+        f64::from(x)
+    }
+    #[inline(always)]
+    fn to_sample(self) -> f32 {
+        if self.is_nan() {
+            0.0
+        } else {
+            self.clamp(-1.0, 1.0) as f32
+        }
+    }
+    #[inline(always)]
+    fn quadrant(self) -> (i32, Self) {
+        let j = (self * std::f64::consts::FRAC_2_PI + 0.5f64.copysign(self)) as i32;
+        (j, self - f64::from(j) * std::f64::consts::FRAC_PI_2)
+    }
+    #[inline(always)]
+    fn of_int(j: i32) -> Self {
+        f64::from(j)
+    }
+}
+
+impl Real for f32 {
+    #[inline(always)]
+    fn of(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn from_sample(x: f32) -> Self {
+        x
+    }
+    #[inline(always)]
+    fn to_sample(self) -> f32 {
+        if self.is_nan() {
+            0.0
+        } else {
+            self.clamp(-1.0, 1.0)
+        }
+    }
+    #[inline(always)]
+    fn quadrant(self) -> (i32, Self) {
+        let j = (self * std::f32::consts::FRAC_2_PI + 0.5f32.copysign(self)) as i32;
+        (j, self - j as f32 * std::f32::consts::FRAC_PI_2)
+    }
+    #[inline(always)]
+    fn of_int(j: i32) -> Self {
+        j as f32
+    }
+}
+
+/// The waveshaper for one sample; `sin_cos` computes the trigonometry.
 #[inline(always)]
-fn shape(p: &Params, one_angle: bool, x: f32, sin_cos: impl Fn(f64) -> (f64, f64)) -> f32 {
-    let x = f64::from(x);
+fn shape<T: Real>(
+    p: &Coefficients<T>,
+    one_angle: bool,
+    x: f32,
+    sin_cos: impl Fn(T) -> (T, T),
+) -> f32 {
+    let x = T::from_sample(x);
     let (sin, cos, tan);
     if one_angle {
         // sin, cos and tan of one angle: one evaluation instead of three.
@@ -68,41 +200,38 @@ fn shape(p: &Params, one_angle: bool, x: f32, sin_cos: impl Fn(f64) -> (f64, f64
         let (s, c) = sin_cos(x * p.tan_scale);
         tan = s / c;
     }
-    let y = p.offset + p.scale * (p.sin_offset + sin) * (p.cos_offset + cos) * (p.tan_offset + tan);
-    // f64 products of f32-sized values cannot overflow; NaN would need an infinity.
-    if y.is_nan() {
-        0.0
-    } else {
-        y.clamp(-1.0, 1.0) as f32
-    }
+    // In f64, products of f32-sized values cannot overflow; in f32 the settings are small
+    // (see `SMALL`). Either way NaN would need an infinity (tan right at a pole).
+    (p.offset + p.scale * (p.sin_offset + sin) * (p.cos_offset + cos) * (p.tan_offset + tan))
+        .to_sample()
 }
 
-/// Arguments up to this size are computed by [`fast_sin_cos`] (its reduction loses accuracy
-/// beyond); the C library takes the rest.
+/// Arguments up to this size are computed by [`fast_sin_cos`] in f64 (its reduction loses
+/// accuracy beyond); the C library takes the rest.
 const FAST_RANGE: f64 = 1e6;
 
-/// `(sin a, cos a)` for |a| < [`FAST_RANGE`]: `a` reduced to `r ∈ [−π/4, π/4]` by a multiple
-/// `j` of π/2 (in f64, exact enough there), then Taylor polynomials of r (to r⁹ and r¹⁰, error
-/// below 2·10⁻⁹ on that interval), rotated by the quadrant `j mod 4`. No branches and no
+/// `(sin a, cos a)` for |a| < [`FAST_RANGE`] in f64 or |a| ≤ [`SMALL`] in f32: `a` reduced to
+/// `r ∈ [−π/4, π/4]` by a multiple `j` of π/2, then Taylor polynomials of r (to r⁹ and r¹⁰,
+/// error below 2·10⁻⁹ on that interval), rotated by the quadrant `j mod 4`. No branches and no
 /// calls, so that a loop over samples vectorises (audio crosses quadrants unpredictably, and
 /// mispredicted branches would cost more than the polynomials).
 #[inline(always)]
-fn fast_sin_cos(a: f64) -> (f64, f64) {
-    let j = (a * std::f64::consts::FRAC_2_PI + 0.5f64.copysign(a)) as i32;
-    let r = a - f64::from(j) * std::f64::consts::FRAC_PI_2;
+fn fast_sin_cos<T: Real>(a: T) -> (T, T) {
+    let (j, r) = a.quadrant();
     let r2 = r * r;
+    let k = T::of;
     let s = r
-        * (1.0
-            + r2 * (-1.0 / 6.0
-                + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362_880.0)))));
-    let c = 1.0
-        + r2 * (-0.5
-            + r2 * (1.0 / 24.0
-                + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40_320.0 + r2 * (-1.0 / 3_628_800.0)))));
+        * (k(1.0)
+            + r2 * (k(-1.0 / 6.0)
+                + r2 * (k(1.0 / 120.0) + r2 * (k(-1.0 / 5040.0) + r2 * k(1.0 / 362_880.0)))));
+    let c = k(1.0)
+        + r2 * (k(-0.5)
+            + r2 * (k(1.0 / 24.0)
+                + r2 * (k(-1.0 / 720.0) + r2 * (k(1.0 / 40_320.0) + r2 * k(-1.0 / 3_628_800.0)))));
     // Quadrant q: (sin, cos) = (s, c), (c, −s), (−s, −c), (−c, s) for q = 0, 1, 2, 3.
-    let odd = f64::from(j & 1);
-    let sin_sign = f64::from(1 - (j & 2));
-    let cos_sign = f64::from(1 - ((j + 1) & 2));
+    let odd = T::of_int(j & 1);
+    let sin_sign = T::of_int(1 - (j & 2));
+    let cos_sign = T::of_int(1 - ((j + 1) & 2));
     (
         (s + odd * (c - s)) * sin_sign,
         (c + odd * (s - c)) * cos_sign,
@@ -120,19 +249,30 @@ fn sin_cos(a: f64) -> (f64, f64) {
 
 /// The fast path over a block: every angle in range, so nothing but arithmetic.
 #[inline(always)]
-fn shape_block(p: &Params, one_angle: bool, buf: &mut [f32]) {
+fn shape_block<T: Real>(p: &Coefficients<T>, one_angle: bool, buf: &mut [f32]) {
     for v in buf.iter_mut() {
         *v = shape(p, one_angle, *v, fast_sin_cos);
     }
 }
 
-/// The same loop compiled for AVX2 (four f64 lanes instead of SSE2's two).
+/// The same loop compiled for AVX2 (twice the lanes of SSE2).
 ///
 /// # Safety
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn shape_block_avx2(p: &Params, one_angle: bool, buf: &mut [f32]) {
+unsafe fn shape_block_avx2<T: Real>(p: &Coefficients<T>, one_angle: bool, buf: &mut [f32]) {
+    shape_block(p, one_angle, buf);
+}
+
+/// [`shape_block`] on the widest SIMD this CPU has.
+fn run_block<T: Real>(p: &Coefficients<T>, one_angle: bool, buf: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2.
+        unsafe { shape_block_avx2(p, one_angle, buf) };
+        return;
+    }
     shape_block(p, one_angle, buf);
 }
 
@@ -147,8 +287,10 @@ impl InPlace for Distortion {
             .max(p.tan_scale.abs());
         Distortion {
             p: *p,
+            p32: p.coefficients(),
             one_angle: p.sin_scale == p.cos_scale && p.cos_scale == p.tan_scale,
             in_range: widest < FAST_RANGE,
+            small: p.largest() <= SMALL,
         }
     }
 
@@ -159,26 +301,64 @@ impl InPlace for Distortion {
     fn reset(&mut self) {}
 
     fn process(&mut self, buf: &mut [f32]) {
-        if !self.in_range {
+        if self.small {
+            run_block(&self.p32, self.one_angle, buf);
+        } else if self.in_range {
+            run_block(&self.p.coefficients::<f64>(), self.one_angle, buf);
+        } else {
+            let p = self.p.coefficients::<f64>();
             for v in buf.iter_mut() {
-                *v = shape(&self.p, self.one_angle, *v, sin_cos);
+                *v = shape(&p, self.one_angle, *v, sin_cos);
             }
-            return;
         }
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2.
-            unsafe { shape_block_avx2(&self.p, self.one_angle, buf) };
-            return;
-        }
-        shape_block(&self.p, self.one_angle, buf);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::test_signal::*;
-    use super::sin_cos;
+    use super::super::{InPlace, clamp_unit};
+    use super::{Distortion, fast_sin_cos, params, shape, sin_cos};
+    use crate::protocol::filters::Distortion as Config;
+
+    #[test]
+    fn the_f32_path_matches_f64_for_small_settings() {
+        let input = sine(440.0, 0.95, 0.05);
+        for config in [
+            Config {
+                scale: 0.9,
+                ..Config::default()
+            },
+            Config {
+                sin_offset: 0.3,
+                sin_scale: 2.5,
+                cos_offset: -0.2,
+                cos_scale: 40.0,
+                tan_offset: 1.0,
+                tan_scale: -3.0,
+                offset: 0.1,
+                scale: 0.5,
+            },
+            Config {
+                tan_scale: std::f32::consts::FRAC_PI_2 - 1e-7,
+                scale: -64.0,
+                ..Config::default()
+            },
+        ] {
+            let p = params(&Some(config)).unwrap();
+            let mut d = Distortion::new(&p);
+            assert!(d.small);
+            let mut out = input.clone();
+            d.process(&mut out);
+            let p64 = p.coefficients::<f64>();
+            for (&x, &y) in input.iter().zip(&out) {
+                let want = shape(&p64, d.one_angle, x, fast_sin_cos);
+                // Near a pole of tan both clamp; elsewhere f32 keeps a few millionths.
+                assert!((y - want).abs() < 2e-4, "{config:?}: {x} gives {y}, want {want}");
+                assert_eq!(clamp_unit(y), y);
+            }
+        }
+    }
 
     #[test]
     fn the_fast_sine_and_cosine_match_the_c_library() {
