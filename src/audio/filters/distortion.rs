@@ -354,7 +354,10 @@ mod tests {
             for (&x, &y) in input.iter().zip(&out) {
                 let want = shape(&p64, d.one_angle, x, fast_sin_cos);
                 // Near a pole of tan both clamp; elsewhere f32 keeps a few millionths.
-                assert!((y - want).abs() < 2e-4, "{config:?}: {x} gives {y}, want {want}");
+                assert!(
+                    (y - want).abs() < 2e-4,
+                    "{config:?}: {x} gives {y}, want {want}"
+                );
                 assert_eq!(clamp_unit(y), y);
             }
         }
