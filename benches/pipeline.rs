@@ -133,13 +133,22 @@ struct Paths<'a> {
     tracks: [Option<TrackPipeline>; 3],
 }
 
-/// Path names, in report order.
+/// Path names.
 const FLOOR: &str = "encode_floor";
 const MP3_FLOOR: &str = "encode_floor_mp3_pcm";
 const FILTERED_FLOOR: &str = "encode_floor_filtered_pcm";
 const TRANSCODE: &str = "transcode_mp3_44k";
 const ALL_FILTERS: &str = "transcode_mp3_44k_all_filters";
 const PASSTHROUGH: &str = "passthrough_opus";
+/// Every path, in report order.
+const NAMES: [&str; 6] = [
+    FLOOR,
+    MP3_FLOOR,
+    FILTERED_FLOOR,
+    TRANSCODE,
+    ALL_FILTERS,
+    PASSTHROUGH,
+];
 
 impl Paths<'_> {
     /// Runs `frames` frames of path `name`; returns the time they took.
@@ -283,14 +292,7 @@ fn run_track(
 
 fn benches(c: &mut Criterion, paths: &mut Paths) {
     let mut group = c.benchmark_group("pipeline_per_20ms_frame");
-    for name in [
-        FLOOR,
-        MP3_FLOOR,
-        FILTERED_FLOOR,
-        TRANSCODE,
-        ALL_FILTERS,
-        PASSTHROUGH,
-    ] {
+    for name in NAMES {
         group.bench_function(name, |b| b.iter_custom(|iters| paths.run(name, iters)));
     }
     group.finish();
@@ -305,17 +307,9 @@ const PAIRED_FRAMES: u64 = 50;
 /// so the ratios hold even when the absolute times do not. Criterion's separate runs above give
 /// the absolute times and their spread.
 fn report(paths: &mut Paths) {
-    let names = [
-        FLOOR,
-        MP3_FLOOR,
-        FILTERED_FLOOR,
-        TRANSCODE,
-        ALL_FILTERS,
-        PASSTHROUGH,
-    ];
-    let mut totals = [Duration::ZERO; 6];
+    let mut totals = [Duration::ZERO; NAMES.len()];
     for _ in 0..PAIRED_ROUNDS {
-        for (name, total) in names.iter().zip(totals.iter_mut()) {
+        for (name, total) in NAMES.iter().zip(totals.iter_mut()) {
             *total += paths.run(name, PAIRED_FRAMES);
         }
     }

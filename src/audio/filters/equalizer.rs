@@ -445,12 +445,7 @@ mod tests {
             for frame in out.chunks_mut(1920) {
                 eq.process(frame);
             }
-            let want = reference(&gains, &input);
-            let worst = out
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
+            let worst = max_abs_diff(&out, &reference(&gains, &input));
             // f32 against f64: the low bands' poles sit close to the unit circle and amplify
             // rounding a little; a lane mixed up would be off by orders of magnitude more.
             assert!(worst < TOLERANCE, "{gains:?}: off by {worst}");
@@ -479,12 +474,7 @@ mod tests {
                     eq.bank.run::<{ 2 * BLOCK }>(&lane_gains, frame);
                 }
             }
-            let want = reference(&gains, &input);
-            let worst = out
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
+            let worst = max_abs_diff(&out, &reference(&gains, &input));
             assert!(worst < TOLERANCE, "{gains:?}: off by {worst}");
         }
     }
@@ -513,13 +503,7 @@ mod tests {
             eq.process(frame);
         }
         let want = reference(&four, &input);
-        let worst = |from: usize, to: usize| {
-            out[from..to]
-                .iter()
-                .zip(&want[from..to])
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max)
-        };
+        let worst = |from: usize, to: usize| max_abs_diff(&out[from..to], &want[from..to]);
         // Before the change: the four bands exactly.
         assert!(worst(0, 19_200) < TOLERANCE);
         // Once the newcomers' glide down has ended (within the first call after the change
