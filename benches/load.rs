@@ -6,7 +6,11 @@
 //! ```text
 //! cargo bench --bench load -- [--players 100] [--kind transcode|passthrough] [--seconds 30]
 //!                             [--burst 200] [--no-dave] [--read-ahead BYTES]
+//!                             [--filters JSON]
 //! ```
+//!
+//! `--filters` sets every player's filters (a Lavalink filters object, e.g.
+//! `'{"timescale":{"speed":1.25,"pitch":1.25}}'`) in the PATCH that starts its track.
 //!
 //! Missed frames = 20 ms slots the receiver should have got (players × measured seconds × 50)
 //! but did not; packets lost in sequence are counted too. A frame the node sent late shows in
@@ -30,6 +34,8 @@ struct Args {
     dave: bool,
     /// `acoustic.audio.readAheadBytes` for the node (None: the shipped default).
     read_ahead: Option<u64>,
+    /// Every player's filters.
+    filters: Option<serde_json::Value>,
 }
 
 fn args() -> Args {
@@ -40,6 +46,7 @@ fn args() -> Args {
         burst: 200,
         dave: true,
         read_ahead: None,
+        filters: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -50,6 +57,10 @@ fn args() -> Args {
             "--burst" => a.burst = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.burst),
             "--no-dave" => a.dave = false,
             "--read-ahead" => a.read_ahead = it.next().and_then(|v| v.parse().ok()),
+            "--filters" => {
+                let json = it.next().unwrap_or_default();
+                a.filters = Some(serde_json::from_str(&json).expect("--filters takes JSON"));
+            }
             _ => {} // cargo bench passes --bench
         }
     }
@@ -160,20 +171,22 @@ async fn main() {
     drop(media);
 
     println!(
-        "load: {} {} players, DAVE {}, {} s measured",
+        "load: {} {} players, DAVE {}, {} s measured{}",
         a.players,
         a.kind,
         if a.dave { "on" } else { "off" },
-        a.seconds
+        a.seconds,
+        a.filters
+            .as_ref()
+            .map(|f| format!(", filters {f}"))
+            .unwrap_or_default()
     );
     for g in 1..=a.players {
-        let (s, b) = rig
-            .node
-            .patch_json(
-                &rig.player_path(&ws, g),
-                json!({"track": {"encoded": track["encoded"]}, "voice": rig.voice(g)}),
-            )
-            .await;
+        let mut body = json!({"track": {"encoded": track["encoded"]}, "voice": rig.voice(g)});
+        if let Some(filters) = &a.filters {
+            body["filters"] = filters.clone();
+        }
+        let (s, b) = rig.node.patch_json(&rig.player_path(&ws, g), body).await;
         assert_eq!(s, 200, "{b}");
     }
     for g in 1..=a.players {
