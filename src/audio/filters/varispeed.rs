@@ -32,16 +32,17 @@ const CUTOFF: f64 = 0.91;
 const ONE: u64 = 1 << 32;
 
 pub(super) struct Varispeed {
-    /// `PHASES + 1` rows of `2·taps` weights (each tap twice, for interleaved stereo), shared
-    /// with every other player at the same ratio.
+    /// `PHASES + 1` rows of `taps` weights, shared with every other player at the same ratio.
     table: Arc<[f32]>,
     taps: usize,
     /// Input frames per output frame, 32.32 fixed point.
     step: u64,
     /// Input time of the next output frame, in frames from the start of `input`, 32.32.
     position: u64,
-    /// Interleaved input from `KEEP` frames before the read position on.
-    input: Vec<f32>,
+    /// The input from `KEEP` frames before the read position on, one channel each (so that
+    /// a window is a plain run of samples and a weight row serves both channels).
+    left: Vec<f32>,
+    right: Vec<f32>,
 }
 
 impl Varispeed {
@@ -54,7 +55,8 @@ impl Varispeed {
             taps: 0,
             step: 0,
             position: 0,
-            input: Vec::with_capacity(2 * (KEEP + MAX_TAPS + super::WORK_FRAMES)),
+            left: Vec::with_capacity(KEEP + MAX_TAPS + super::WORK_FRAMES),
+            right: Vec::with_capacity(KEEP + MAX_TAPS + super::WORK_FRAMES),
         };
         v.set_ratio(ratio);
         v.start(history);
@@ -63,10 +65,18 @@ impl Varispeed {
 
     fn start(&mut self, history: &[f32]) {
         let history = &history[history.len().saturating_sub(2 * KEEP) & !1..];
-        self.input.clear();
-        self.input.resize(2 * KEEP - history.len(), 0.0);
-        self.input.extend_from_slice(history);
+        for channel in [&mut self.left, &mut self.right] {
+            channel.clear();
+            channel.resize(KEEP - history.len() / 2, 0.0);
+        }
+        self.append(history);
         self.position = KEEP as u64 * ONE;
+    }
+
+    /// Appends interleaved stereo frames to the two channels.
+    fn append(&mut self, frames: &[f32]) {
+        self.left.extend(frames.chunks_exact(2).map(|f| f[0]));
+        self.right.extend(frames.chunks_exact(2).map(|f| f[1]));
     }
 
     /// Continue at a new ratio from the current position.
@@ -85,8 +95,8 @@ impl Varispeed {
     /// Resample interleaved stereo `input`, appending every output frame whose window is
     /// complete to `out`.
     pub(super) fn process(&mut self, input: &[f32], out: &mut Vec<f32>) {
-        self.input.extend_from_slice(&input[..input.len() & !1]);
-        let frames = self.input.len() / 2;
+        self.append(input);
+        let frames = self.left.len();
         let history = self.taps / 2 - 1;
         // The last input frame a window may start from.
         let Some(last) = (frames + history).checked_sub(self.taps) else {
@@ -98,7 +108,8 @@ impl Varispeed {
             let start = out.len();
             out.resize(start + 2 * count, 0.0);
             let job = kernel::Job {
-                input: &self.input,
+                left: &self.left,
+                right: &self.right,
                 table: &self.table,
                 position: self.position,
                 step: self.step,
@@ -108,15 +119,17 @@ impl Varispeed {
             self.position += count as u64 * self.step;
         }
         let drop = ((self.position / ONE) as usize).saturating_sub(KEEP);
-        self.input.copy_within(2 * drop.., 0);
-        self.input.truncate(self.input.len() - 2 * drop);
+        for channel in [&mut self.left, &mut self.right] {
+            channel.copy_within(drop.., 0);
+            channel.truncate(channel.len() - drop);
+        }
         self.position -= drop as u64 * ONE;
     }
 }
 
 /// The table for `ratio` with `taps` taps: built once, then shared by every resampler at that
 /// ratio for as long as one of them is alive (bots tend to apply the same few presets, and a
-/// table is 66 KB and about a millisecond of work at 32 taps).
+/// table is 33 KB and about a millisecond of work at 32 taps).
 fn shared_table(ratio: f64, taps: usize) -> Arc<[f32]> {
     static TABLES: Mutex<Vec<(u64, Weak<[f32]>)>> = Mutex::new(Vec::new());
     let key = ratio.to_bits();
@@ -130,9 +143,15 @@ fn shared_table(ratio: f64, taps: usize) -> Arc<[f32]> {
         return table;
     }
     let cutoff = CUTOFF * ratio.min(1.0);
-    let mut table = vec![0.0f32; (PHASES + 1) * 2 * taps];
-    for (phase, row) in table.chunks_exact_mut(2 * taps).enumerate() {
-        kaiser_sinc_row(row, taps / 2 - 1, phase as f64 / PHASES as f64, cutoff);
+    let mut table = vec![0.0f32; (PHASES + 1) * taps];
+    // The row function writes each weight twice (for interleaved stereo); keep one of each.
+    let mut twice = [0.0f32; 2 * MAX_TAPS];
+    for (phase, row) in table.chunks_exact_mut(taps).enumerate() {
+        let twice = &mut twice[..2 * taps];
+        kaiser_sinc_row(twice, taps / 2 - 1, phase as f64 / PHASES as f64, cutoff);
+        for (w, pair) in row.iter_mut().zip(twice.chunks_exact(2)) {
+            *w = pair[0];
+        }
     }
     let table: Arc<[f32]> = table.into();
     tables.push((key, Arc::downgrade(&table)));
@@ -140,13 +159,14 @@ fn shared_table(ratio: f64, taps: usize) -> Arc<[f32]> {
 }
 
 /// The inner loop: for each output frame, the two table rows around its fraction applied to
-/// the input window, blended.
+/// the input window of each channel, blended.
 mod kernel {
     use super::{ONE, PHASES};
 
     /// What one run reads: the input, the table, and where the windows lie.
     pub(super) struct Job<'a> {
-        pub(super) input: &'a [f32],
+        pub(super) left: &'a [f32],
+        pub(super) right: &'a [f32],
         pub(super) table: &'a [f32],
         /// Input time of the first output frame and the step per frame, 32.32.
         pub(super) position: u64,
@@ -156,8 +176,8 @@ mod kernel {
     }
 
     impl Job<'_> {
-        /// Weights per table row (two per tap).
-        fn row(&self) -> usize {
+        /// Weights per table row (one per tap).
+        fn taps(&self) -> usize {
             self.table.len() / (PHASES + 1)
         }
 
@@ -170,7 +190,7 @@ mod kernel {
                 let scaled = (t & (ONE - 1)) * PHASES as u64;
                 let r = (scaled >> 32) as usize;
                 let mu = (scaled & (ONE - 1)) as f32 / ONE as f32;
-                let [p, q] = dots(2 * ((t / ONE) as usize - self.history), r);
+                let [p, q] = dots((t / ONE) as usize - self.history, r);
                 frame[0] = p[0] + mu * (q[0] - p[0]);
                 frame[1] = p[1] + mu * (q[1] - p[1]);
                 t += self.step;
@@ -179,13 +199,14 @@ mod kernel {
     }
 
     pub(super) fn run(job: &Job, out: &mut [f32]) {
-        let row = job.row();
-        // Every window read below lies inside `input`.
+        let taps = job.taps();
+        // Every window read below lies inside the input.
         let frames = out.len() / 2;
         let last = job.position + (frames.max(1) as u64 - 1) * job.step;
         assert!(((job.position / ONE) as usize) >= job.history);
-        assert!(2 * ((last / ONE) as usize - job.history) + row <= job.input.len());
-        assert!(row.is_multiple_of(16));
+        assert!((last / ONE) as usize - job.history + taps <= job.left.len());
+        assert_eq!(job.left.len(), job.right.len());
+        assert!(taps.is_multiple_of(8));
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma")
         {
@@ -197,25 +218,30 @@ mod kernel {
     }
 
     pub(super) fn generic(job: &Job, out: &mut [f32]) {
-        let row = job.row();
+        let taps = job.taps();
         job.walk(out, |start, r| {
-            let x = &job.input[start..start + row];
-            let h0 = &job.table[r * row..(r + 1) * row];
-            let h1 = &job.table[(r + 1) * row..(r + 2) * row];
-            let (mut a, mut b) = ([0.0f32; 8], [0.0f32; 8]);
-            for ((xs, h0s), h1s) in x
+            let l = &job.left[start..start + taps];
+            let rt = &job.right[start..start + taps];
+            let h0 = &job.table[r * taps..(r + 1) * taps];
+            let h1 = &job.table[(r + 1) * taps..(r + 2) * taps];
+            // [left·h0, right·h0, left·h1, right·h1], eight lanes each.
+            let mut acc = [[0.0f32; 8]; 4];
+            for (((l, rt), h0), h1) in l
                 .chunks_exact(8)
+                .zip(rt.chunks_exact(8))
                 .zip(h0.chunks_exact(8))
                 .zip(h1.chunks_exact(8))
             {
                 for i in 0..8 {
-                    a[i] += xs[i] * h0s[i];
-                    b[i] += xs[i] * h1s[i];
+                    acc[0][i] += l[i] * h0[i];
+                    acc[1][i] += rt[i] * h0[i];
+                    acc[2][i] += l[i] * h1[i];
+                    acc[3][i] += rt[i] * h1[i];
                 }
             }
-            let lanes =
-                |v: [f32; 8]| [(v[0] + v[4]) + (v[2] + v[6]), (v[1] + v[5]) + (v[3] + v[7])];
-            [lanes(a), lanes(b)]
+            let [a, b, c, d] =
+                acc.map(|v| ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])));
+            [[a, b], [c, d]]
         });
     }
 
@@ -223,48 +249,41 @@ mod kernel {
     mod x86 {
         use super::Job;
         use std::arch::x86_64::{
-            __m256, _mm_add_ps, _mm_movehl_ps, _mm_storeu_ps, _mm256_add_ps,
-            _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
-            _mm256_setzero_ps,
+            _mm_add_ps, _mm_storeu_ps, _mm256_castps256_ps128, _mm256_extractf128_ps,
+            _mm256_fmadd_ps, _mm256_hadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
         };
 
-        /// The left/right sums of the eight lanes (even lanes are left, odd ones right).
-        #[target_feature(enable = "avx")]
-        fn pair(v: __m256) -> [f32; 2] {
-            let mut lanes = [0.0f32; 4];
-            let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-            // SAFETY: `lanes` has room for four floats.
-            unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), _mm_add_ps(q, _mm_movehl_ps(q, q))) };
-            [lanes[0], lanes[1]]
-        }
-
         /// # Safety
-        /// The CPU must support AVX and FMA, and every window must lie inside `input` (checked
-        /// by the caller).
+        /// The CPU must support AVX and FMA, and every window must lie inside the input
+        /// (checked by the caller).
         #[target_feature(enable = "avx,fma")]
         pub(super) unsafe fn run_avx_fma(job: &Job, out: &mut [f32]) {
-            let row = job.row();
-            let xp = job.input.as_ptr();
-            let hp = job.table.as_ptr();
+            let taps = job.taps();
+            let (lp, rp, hp) = (job.left.as_ptr(), job.right.as_ptr(), job.table.as_ptr());
             job.walk(out, |start, r| {
-                // SAFETY: the window and both rows are in bounds (see `run`).
+                // SAFETY: the windows and both rows are in bounds (see `run`).
                 unsafe {
-                    let x = xp.add(start);
-                    let h0 = hp.add(r * row);
-                    let h1 = hp.add((r + 1) * row);
-                    let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-                    let (mut b0, mut b1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                    let (l, rt) = (lp.add(start), rp.add(start));
+                    let h0 = hp.add(r * taps);
+                    let h1 = hp.add((r + 1) * taps);
+                    let (mut l0, mut r0) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                    let (mut l1, mut r1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
                     let mut i = 0;
-                    while i < row {
-                        let x0 = _mm256_loadu_ps(x.add(i));
-                        let x1 = _mm256_loadu_ps(x.add(i + 8));
-                        a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(h0.add(i)), a0);
-                        a1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(h0.add(i + 8)), a1);
-                        b0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(h1.add(i)), b0);
-                        b1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(h1.add(i + 8)), b1);
-                        i += 16;
+                    while i < taps {
+                        let (xl, xr) = (_mm256_loadu_ps(l.add(i)), _mm256_loadu_ps(rt.add(i)));
+                        let (a, b) = (_mm256_loadu_ps(h0.add(i)), _mm256_loadu_ps(h1.add(i)));
+                        l0 = _mm256_fmadd_ps(xl, a, l0);
+                        r0 = _mm256_fmadd_ps(xr, a, r0);
+                        l1 = _mm256_fmadd_ps(xl, b, l1);
+                        r1 = _mm256_fmadd_ps(xr, b, r1);
+                        i += 8;
                     }
-                    [pair(_mm256_add_ps(a0, a1)), pair(_mm256_add_ps(b0, b1))]
+                    // Three horizontal adds and the halves added: [l0, r0, l1, r1] summed.
+                    let h = _mm256_hadd_ps(_mm256_hadd_ps(l0, r0), _mm256_hadd_ps(l1, r1));
+                    let sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+                    let mut s = [0.0f32; 4];
+                    _mm_storeu_ps(s.as_mut_ptr(), sums);
+                    [[s[0], s[1]], [s[2], s[3]]]
                 }
             });
         }
@@ -337,8 +356,10 @@ mod tests {
             let t0 = KEEP as u64 * ONE + 12_345;
             let mut a = vec![0.0f32; 2 * count];
             let mut b = vec![0.0f32; 2 * count];
+            let (left, right) = (left(&input), right(&input));
             let job = kernel::Job {
-                input: &input,
+                left: &left,
+                right: &right,
                 table: &v.table,
                 position: t0,
                 step: v.step,
