@@ -23,3 +23,11 @@ pub mod player_audio;
 mod polyphase;
 mod resample;
 pub mod volume;
+
+/// True when the CPU has AVX and FMA, what the hand-vectorised kernels (the resamplers, the
+/// equalizer, the WSOLA search) are compiled for. Checked at run time; std caches the answer,
+/// so asking once per call of a kernel costs next to nothing.
+#[cfg(target_arch = "x86_64")]
+fn has_avx_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma")
+}

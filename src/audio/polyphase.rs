@@ -185,8 +185,7 @@ mod kernel {
         let last_start = start + (phase + (frames.max(1) - 1) * job.step) / job.phases;
         assert!(2 * last_start + ROW <= job.samples.len());
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if crate::audio::has_avx_fma() {
             // SAFETY: the CPU has AVX and FMA (checked just above); bounds asserted above.
             return unsafe { x86::run_avx_fma(job, dst, start, phase) };
         }

@@ -137,8 +137,7 @@ impl Bank {
     /// `run` on the best kernel this CPU has.
     fn run_best(&mut self, wide: bool, gains: &[f32; LANES], buf: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if crate::audio::has_avx_fma() {
             // SAFETY: the CPU supports AVX and FMA.
             unsafe {
                 if wide {

@@ -208,8 +208,7 @@ mod kernel {
         assert_eq!(job.left.len(), job.right.len());
         assert!(taps.is_multiple_of(8));
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if crate::audio::has_avx_fma() {
             // SAFETY: the CPU has AVX and FMA; the asserts above bound every read.
             unsafe { x86::run_avx_fma(job, out) };
             return;

@@ -209,7 +209,7 @@ impl Wsola {
 /// Dot product of two equally long slices, on the best kernel this CPU has.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma") {
+    if crate::audio::has_avx_fma() {
         // SAFETY: the CPU supports AVX and FMA.
         return unsafe { dot_avx_fma(a, b) };
     }
@@ -235,14 +235,14 @@ fn dot_lanes<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     // worth without.
     const LANES: usize = 32;
     let mut acc = [0.0f32; LANES];
-    let (a8, b8) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let rest: f32 = a8
+    let (a_blocks, b_blocks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let rest: f32 = a_blocks
         .remainder()
         .iter()
-        .zip(b8.remainder())
+        .zip(b_blocks.remainder())
         .map(|(x, y)| x * y)
         .sum();
-    for (x, y) in a8.zip(b8) {
+    for (x, y) in a_blocks.zip(b_blocks) {
         for i in 0..LANES {
             acc[i] = if FMA {
                 x[i].mul_add(y[i], acc[i])
