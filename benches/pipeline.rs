@@ -116,15 +116,10 @@ fn open(bytes: &Arc<[u8]>, extension: &str) -> TrackPipeline {
 
 /// The measured paths, each keeping its state between calls.
 struct Paths<'a> {
-    floor_encoder: opus::Encoder,
-    floor_frames: Vec<&'a [f32]>,
-    floor_next: usize,
-    mp3_floor_encoder: opus::Encoder,
-    mp3_floor_frames: Vec<&'a [f32]>,
-    mp3_floor_next: usize,
-    filtered_floor_encoder: opus::Encoder,
-    filtered_floor_frames: Vec<&'a [f32]>,
-    filtered_floor_next: usize,
+    /// libopus alone on the clean staircase, the decoded MP3, and that filtered.
+    floor: Floor<'a>,
+    mp3_floor: Floor<'a>,
+    filtered_floor: Floor<'a>,
     mp3: Arc<[u8]>,
     opus: Arc<[u8]>,
     no_filters: ArcSwap<Filters>,
@@ -154,24 +149,9 @@ impl Paths<'_> {
     /// Runs `frames` frames of path `name`; returns the time they took.
     fn run(&mut self, name: &str, frames: u64) -> Duration {
         match name {
-            FLOOR => encode_frames(
-                &mut self.floor_encoder,
-                &self.floor_frames,
-                &mut self.floor_next,
-                frames,
-            ),
-            MP3_FLOOR => encode_frames(
-                &mut self.mp3_floor_encoder,
-                &self.mp3_floor_frames,
-                &mut self.mp3_floor_next,
-                frames,
-            ),
-            FILTERED_FLOOR => encode_frames(
-                &mut self.filtered_floor_encoder,
-                &self.filtered_floor_frames,
-                &mut self.filtered_floor_next,
-                frames,
-            ),
+            FLOOR => self.floor.run(frames),
+            MP3_FLOOR => self.mp3_floor.run(frames),
+            FILTERED_FLOOR => self.filtered_floor.run(frames),
             TRANSCODE => run_track(
                 &self.mp3,
                 "mp3",
@@ -198,21 +178,42 @@ impl Paths<'_> {
     }
 }
 
-/// Times libopus alone encoding `frames` of the given frames, in turn from `next` on.
-fn encode_frames(
-    encoder: &mut opus::Encoder,
-    pcm: &[&[f32]],
-    next: &mut usize,
-    frames: u64,
-) -> Duration {
-    let mut out = [0u8; MAX_OPUS_PACKET];
-    let start = Instant::now();
-    for _ in 0..frames {
-        let n = encoder.encode_float(pcm[*next], &mut out).unwrap();
-        black_box(&out[..n]);
-        *next = (*next + 1) % pcm.len();
+/// libopus alone with the pipeline's encoder settings, encoding 20 ms frames of some PCM in
+/// turn (from the start again after the last).
+struct Floor<'a> {
+    encoder: opus::Encoder,
+    frames: Vec<&'a [f32]>,
+    next: usize,
+}
+
+impl<'a> Floor<'a> {
+    fn new(pcm: &'a [f32]) -> Self {
+        let mut encoder =
+            opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio).unwrap();
+        encoder
+            .set_complexity(i32::from(SETTINGS.opus_complexity))
+            .unwrap();
+        Floor {
+            encoder,
+            frames: pcm.chunks_exact(1920).collect(),
+            next: 0,
+        }
     }
-    start.elapsed()
+
+    /// Times encoding the next `frames` frames.
+    fn run(&mut self, frames: u64) -> Duration {
+        let mut out = [0u8; MAX_OPUS_PACKET];
+        let start = Instant::now();
+        for _ in 0..frames {
+            let n = self
+                .encoder
+                .encode_float(self.frames[self.next], &mut out)
+                .unwrap();
+            black_box(&out[..n]);
+            self.next = (self.next + 1) % self.frames.len();
+        }
+        start.elapsed()
+    }
 }
 
 /// The MP3 decoded and resampled to 48 kHz stereo by ffmpeg (which the test media need
@@ -373,23 +374,10 @@ fn main() {
     let pcm: Vec<f32> = wav.samples.iter().map(|&s| s.clamp(-1.0, 1.0)).collect();
     let mp3_pcm = decoded_with_ffmpeg(&common::media("staircase/staircase.mp3"));
     let filtered_pcm = filtered(&mp3_pcm);
-    let encoder = || {
-        let mut e =
-            opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio).unwrap();
-        e.set_complexity(i32::from(SETTINGS.opus_complexity))
-            .unwrap();
-        e
-    };
     let mut paths = Paths {
-        floor_encoder: encoder(),
-        floor_frames: pcm.chunks_exact(1920).collect(),
-        floor_next: 0,
-        mp3_floor_encoder: encoder(),
-        mp3_floor_frames: mp3_pcm.chunks_exact(1920).collect(),
-        mp3_floor_next: 0,
-        filtered_floor_encoder: encoder(),
-        filtered_floor_frames: filtered_pcm.chunks_exact(1920).collect(),
-        filtered_floor_next: 0,
+        floor: Floor::new(&pcm),
+        mp3_floor: Floor::new(&mp3_pcm),
+        filtered_floor: Floor::new(&filtered_pcm),
         mp3,
         opus,
         no_filters: ArcSwap::from_pointee(Filters::default()),
