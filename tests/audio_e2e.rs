@@ -438,6 +438,30 @@ async fn unplayable_track_fails_with_load_failed() {
     assert!(started.elapsed() < T);
 }
 
+// 53: connected before the first heartbeat ACK reports ping 0, not -1 ("no connection").
+#[tokio::test]
+async fn ping_is_zero_until_the_first_heartbeat_ack() {
+    let rig = Rig::start().await;
+    rig.discord.set_behaviour(|b| b.ack_heartbeats = false);
+    let mut ws = rig.ws().await;
+    let path = rig.player_path(&ws, 9);
+    let (s, _) = rig
+        .node
+        .patch_json(&path, json!({"voice": rig.voice(9)}))
+        .await;
+    assert_eq!(s, 200);
+    assert!(rig.discord.wait_connected(9, T).await);
+    let up = ws
+        .expect("connected", T, |m| {
+            m["op"] == "playerUpdate" && m["state"]["connected"] == true
+        })
+        .await;
+    assert_eq!(up["state"]["ping"], 0, "{up}");
+    let (_, p) = rig.node.get_json(&path).await;
+    assert_eq!(p["state"]["connected"], true);
+    assert_eq!(p["state"]["ping"], 0, "{p}");
+}
+
 // 53: voice connects, then a 4006 close becomes a WebSocketClosedEvent and a playerUpdate.
 #[tokio::test]
 async fn voice_close_is_reported() {

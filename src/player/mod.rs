@@ -232,7 +232,9 @@ impl Player {
 
     fn state_locked(&self, inner: &Inner) -> PlayerState {
         let (connected, ping) = match &inner.connection {
-            Some(c) if c.is_connected() => (true, c.ping_ms()),
+            // Connected before the first heartbeat ACK: 0, as Lavalink reports it then; -1
+            // means "no connection" to clients.
+            Some(c) if c.is_connected() => (true, c.ping_ms().max(0)),
             _ => (false, -1),
         };
         PlayerState {

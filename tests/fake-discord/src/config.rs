@@ -75,6 +75,8 @@ pub struct Behaviour {
     pub heartbeat_interval_ms: u64,
     /// Close with 4009 when no heartbeat came for this long; `None` = 2 × interval + 1 s.
     pub heartbeat_timeout_ms: Option<u64>,
+    /// Answer heartbeats with op 6 Heartbeat ACK (off: the client never learns its ping).
+    pub ack_heartbeats: bool,
     /// Refuse every Resume (close 4006).
     pub reject_resumes: bool,
     /// Wait this long after the socket opens before Hello.
@@ -97,6 +99,7 @@ impl Default for Behaviour {
             dave_join: DaveJoin::WelcomeBot,
             heartbeat_interval_ms: 13_750,
             heartbeat_timeout_ms: None,
+            ack_heartbeats: true,
             reject_resumes: false,
             hello_delay_ms: 0,
             ready_delay_ms: 0,

@@ -158,7 +158,9 @@ impl Conn {
             other => (other.clone(), None),
         };
         self.heartbeat_deadline = Instant::now() + self.heartbeat_timeout;
-        self.send_direct(op::HEARTBEAT_ACK, ack);
+        if self.shared.behaviour().ack_heartbeats {
+            self.send_direct(op::HEARTBEAT_ACK, ack);
+        }
         self.shared.event(EventKind::Heartbeat {
             conn: self.id,
             guild_id: self.guild(),
