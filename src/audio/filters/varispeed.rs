@@ -15,7 +15,7 @@
 //! the sound continues from the very next frame at the new speed. The resampler adds no
 //! latency; it holds back the half window of input it has to look ahead.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use crate::audio::polyphase::{MAX_ROW_TAPS, kaiser_sinc_row};
 
@@ -127,21 +127,36 @@ impl Varispeed {
     }
 }
 
+/// Tables kept after their last resampler is gone (the most recently used ones): a bot's
+/// next track usually comes with the same preset, and it then finds its table instead of
+/// building it again (a table is 33–41 KB and about a millisecond of work).
+const KEEP_UNUSED: usize = 8;
+
+/// Every table in use, and up to [`KEEP_UNUSED`] unused ones; least recently asked for first.
+static TABLES: Mutex<Vec<(u64, Arc<[f32]>)>> = Mutex::new(Vec::new());
+
 /// The table for `ratio` with `taps` taps: built once, then shared by every resampler at that
-/// ratio for as long as one of them is alive (bots tend to apply the same few presets, and a
-/// table is 33 KB and about a millisecond of work at 32 taps).
+/// ratio (bots tend to apply the same few presets).
 fn shared_table(ratio: f64, taps: usize) -> Arc<[f32]> {
-    static TABLES: Mutex<Vec<(u64, Weak<[f32]>)>> = Mutex::new(Vec::new());
     let key = ratio.to_bits();
     let mut tables = TABLES.lock().unwrap_or_else(|e| e.into_inner());
-    tables.retain(|(_, table)| table.strong_count() > 0);
-    if let Some(table) = tables
-        .iter()
-        .find(|(k, _)| *k == key)
-        .and_then(|(_, table)| table.upgrade())
-    {
-        return table;
-    }
+    let table = match tables.iter().position(|(k, _)| *k == key) {
+        Some(i) => tables.remove(i).1,
+        None => build_table(ratio, taps),
+    };
+    tables.push((key, table.clone()));
+    // Unused (only this list holds them) beyond the newest few go, oldest first.
+    let unused = tables.iter().filter(|(_, t)| Arc::strong_count(t) == 1).count();
+    let mut excess = unused.saturating_sub(KEEP_UNUSED);
+    tables.retain(|(_, t)| {
+        let drop = excess > 0 && Arc::strong_count(t) == 1;
+        excess -= usize::from(drop);
+        !drop
+    });
+    table
+}
+
+fn build_table(ratio: f64, taps: usize) -> Arc<[f32]> {
     let cutoff = CUTOFF * ratio.min(1.0);
     let mut table = vec![0.0f32; (PHASES + 1) * taps];
     // The row function writes each weight twice (for interleaved stereo); keep one of each.
@@ -153,9 +168,7 @@ fn shared_table(ratio: f64, taps: usize) -> Arc<[f32]> {
             *w = pair[0];
         }
     }
-    let table: Arc<[f32]> = table.into();
-    tables.push((key, Arc::downgrade(&table)));
-    table
+    table.into()
 }
 
 /// The inner loop: for each output frame, the two table rows around its fraction applied to
@@ -332,7 +345,7 @@ mod tests {
     }
 
     #[test]
-    fn resamplers_at_one_ratio_share_a_table_while_one_lives() {
+    fn resamplers_at_one_ratio_share_a_table_and_a_recent_one_outlives_them() {
         let a = Varispeed::new(0.8123, &[]);
         let b = Varispeed::new(0.8123, &[]);
         assert!(Arc::ptr_eq(&a.table, &b.table));
@@ -340,7 +353,15 @@ mod tests {
         assert!(!Arc::ptr_eq(&a.table, &other.table));
         let weak = Arc::downgrade(&a.table);
         drop((a, b));
-        assert!(weak.upgrade().is_none(), "the table outlived its users");
+        // The next track at the same ratio finds the same table.
+        let again = Varispeed::new(0.8123, &[]);
+        assert!(Arc::ptr_eq(&again.table, &weak.upgrade().unwrap()));
+        drop(again);
+        // Enough other ratios later (used and let go), it is gone.
+        for k in 0..=KEEP_UNUSED {
+            drop(Varispeed::new(0.7 + k as f64 * 1e-3, &[]));
+        }
+        assert!(weak.upgrade().is_none(), "an unused table was kept too long");
     }
 
     #[test]
