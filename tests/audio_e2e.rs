@@ -438,28 +438,35 @@ async fn unplayable_track_fails_with_load_failed() {
     assert!(started.elapsed() < T);
 }
 
+/// Joins voice for `guild` and waits for the `playerUpdate` that says connected; returns it
+/// and the player as `GET` shows it then.
+async fn join_voice(rig: &Rig, ws: &mut common::node::WsClient, guild: u64) -> (Value, Value) {
+    let path = rig.player_path(ws, guild);
+    let (s, _) = rig
+        .node
+        .patch_json(&path, json!({"voice": rig.voice(guild)}))
+        .await;
+    assert_eq!(s, 200);
+    assert!(rig.discord.wait_connected(guild, T).await);
+    let up = ws
+        .expect("connected", T, |m| {
+            m["op"] == "playerUpdate" && m["state"]["connected"] == true
+        })
+        .await;
+    let (_, player) = rig.node.get_json(&path).await;
+    assert_eq!(player["state"]["connected"], true);
+    (up, player)
+}
+
 // 53: connected before the first heartbeat ACK reports ping 0, not -1 ("no connection").
 #[tokio::test]
 async fn ping_is_zero_until_the_first_heartbeat_ack() {
     let rig = Rig::start().await;
     rig.discord.set_behaviour(|b| b.ack_heartbeats = false);
     let mut ws = rig.ws().await;
-    let path = rig.player_path(&ws, 9);
-    let (s, _) = rig
-        .node
-        .patch_json(&path, json!({"voice": rig.voice(9)}))
-        .await;
-    assert_eq!(s, 200);
-    assert!(rig.discord.wait_connected(9, T).await);
-    let up = ws
-        .expect("connected", T, |m| {
-            m["op"] == "playerUpdate" && m["state"]["connected"] == true
-        })
-        .await;
+    let (up, player) = join_voice(&rig, &mut ws, 9).await;
     assert_eq!(up["state"]["ping"], 0, "{up}");
-    let (_, p) = rig.node.get_json(&path).await;
-    assert_eq!(p["state"]["connected"], true);
-    assert_eq!(p["state"]["ping"], 0, "{p}");
+    assert_eq!(player["state"]["ping"], 0, "{player}");
 }
 
 // 53: voice connects, then a 4006 close becomes a WebSocketClosedEvent and a playerUpdate.
@@ -467,22 +474,9 @@ async fn ping_is_zero_until_the_first_heartbeat_ack() {
 async fn voice_close_is_reported() {
     let rig = Rig::start().await;
     let mut ws = rig.ws().await;
-    let path = rig.player_path(&ws, 8);
-    let (s, _) = rig
-        .node
-        .patch_json(&path, json!({"voice": rig.voice(8)}))
-        .await;
-    assert_eq!(s, 200);
-    assert!(rig.discord.wait_connected(8, T).await);
-    let up = ws
-        .expect("connected", T, |m| {
-            m["op"] == "playerUpdate" && m["state"]["connected"] == true
-        })
-        .await;
+    let (up, player) = join_voice(&rig, &mut ws, 8).await;
     assert!(up["state"]["ping"].as_i64().unwrap() >= 0);
-    let (_, p) = rig.node.get_json(&path).await;
-    assert_eq!(p["state"]["connected"], true);
-    assert_eq!(p["voice"]["channelId"], "1000008");
+    assert_eq!(player["voice"]["channelId"], "1000008");
 
     rig.discord.close(8, 4006, "session no longer valid");
     let ev = ws.expect_event("WebSocketClosedEvent", T).await;

@@ -146,7 +146,10 @@ fn shared_table(ratio: f64, taps: usize) -> Arc<[f32]> {
     };
     tables.push((key, table.clone()));
     // Unused (only this list holds them) beyond the newest few go, oldest first.
-    let unused = tables.iter().filter(|(_, t)| Arc::strong_count(t) == 1).count();
+    let unused = tables
+        .iter()
+        .filter(|(_, t)| Arc::strong_count(t) == 1)
+        .count();
     let mut excess = unused.saturating_sub(KEEP_UNUSED);
     tables.retain(|(_, t)| {
         let drop = excess > 0 && Arc::strong_count(t) == 1;
@@ -361,7 +364,10 @@ mod tests {
         for k in 0..=KEEP_UNUSED {
             drop(Varispeed::new(0.7 + k as f64 * 1e-3, &[]));
         }
-        assert!(weak.upgrade().is_none(), "an unused table was kept too long");
+        assert!(
+            weak.upgrade().is_none(),
+            "an unused table was kept too long"
+        );
     }
 
     #[test]
