@@ -48,8 +48,8 @@ pub(super) struct Distortion {
     p: Params,
     /// The same settings in f32, used when `small` holds.
     p32: Coefficients<f32>,
-    /// All three scales are equal (as they are by default), so one angle serves every factor.
-    one_angle: bool,
+    /// How the three factors are computed (from the settings).
+    form: Form,
     /// Every angle stays within the polynomial's range for inputs in [-1, 1] (the chain's
     /// samples always are), so no sample needs the C library.
     in_range: bool,
@@ -63,6 +63,30 @@ pub(super) struct Distortion {
 /// factors stays far inside f32 except right at a pole of tan, which the final NaN check and
 /// clamp take care of as in f64.
 const SMALL: f64 = 64.0;
+
+/// How the product of the three factors is computed; the settings decide.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Form {
+    /// Each factor from its own angle.
+    Three,
+    /// All three scales equal (as by default): one angle, one sine/cosine pair, tan = sin/cos.
+    OneAngle,
+    /// One angle and no offset inside the factors (only `offset` and `scale` set, the usual
+    /// case): sin·cos·tan = sin², with neither the division nor the quadrant's signs.
+    SinSquared,
+}
+
+impl Form {
+    fn of(p: &Params) -> Form {
+        let one_angle = p.sin_scale == p.cos_scale && p.cos_scale == p.tan_scale;
+        let no_inner_offsets = p.sin_offset == 0.0 && p.cos_offset == 0.0 && p.tan_offset == 0.0;
+        match (one_angle, no_inner_offsets) {
+            (true, true) => Form::SinSquared,
+            (true, false) => Form::OneAngle,
+            (false, _) => Form::Three,
+        }
+    }
+}
 
 /// The eight settings in the arithmetic's own type.
 #[derive(Debug, Clone, Copy)]
@@ -180,25 +204,31 @@ impl Real for f32 {
     }
 }
 
-/// The waveshaper for one sample; `sin_cos` computes the trigonometry.
+/// The waveshaper for one sample; `sin_cos` computes the trigonometry and `sin_squared` the
+/// square of the sine.
 #[inline(always)]
 fn shape<T: Real>(
     p: &Coefficients<T>,
-    one_angle: bool,
+    form: Form,
     x: f32,
     sin_cos: impl Fn(T) -> (T, T),
+    sin_squared: impl Fn(T) -> T,
 ) -> f32 {
     let x = T::from_sample(x);
     let (sin, cos, tan);
-    if one_angle {
-        // sin, cos and tan of one angle: one evaluation instead of three.
-        let (s, c) = sin_cos(x * p.sin_scale);
-        (sin, cos, tan) = (s, c, s / c);
-    } else {
-        sin = sin_cos(x * p.sin_scale).0;
-        cos = sin_cos(x * p.cos_scale).1;
-        let (s, c) = sin_cos(x * p.tan_scale);
-        tan = s / c;
+    match form {
+        Form::SinSquared => return (p.offset + p.scale * sin_squared(x * p.sin_scale)).to_sample(),
+        Form::OneAngle => {
+            // sin, cos and tan of one angle: one evaluation instead of three.
+            let (s, c) = sin_cos(x * p.sin_scale);
+            (sin, cos, tan) = (s, c, s / c);
+        }
+        Form::Three => {
+            sin = sin_cos(x * p.sin_scale).0;
+            cos = sin_cos(x * p.cos_scale).1;
+            let (s, c) = sin_cos(x * p.tan_scale);
+            tan = s / c;
+        }
     }
     // In f64, products of f32-sized values cannot overflow; in f32 the settings are small
     // (see `SMALL`). Either way NaN would need an infinity (tan right at a pole).
@@ -217,6 +247,35 @@ const FAST_RANGE: f64 = 1e6;
 /// mispredicted branches would cost more than the polynomials).
 #[inline(always)]
 fn fast_sin_cos<T: Real>(a: T) -> (T, T) {
+    let (j, s, c) = reduced_sin_cos(a);
+    // Quadrant q: (sin, cos) = (s, c), (c, −s), (−s, −c), (−c, s) for q = 0, 1, 2, 3.
+    let odd = T::of_int(j & 1);
+    let sin_sign = T::of_int(1 - (j & 2));
+    let cos_sign = T::of_int(1 - ((j + 1) & 2));
+    (
+        (s + odd * (c - s)) * sin_sign,
+        (c + odd * (s - c)) * cos_sign,
+    )
+}
+
+/// `sin² a` over the same range as [`fast_sin_cos`]: the square of `s` or `c` as the quadrant
+/// is even or odd, so no signs are needed.
+#[inline(always)]
+fn fast_sin_squared<T: Real>(a: T) -> T {
+    let (j, s, c) = reduced_sin_cos(a);
+    let (s2, c2) = (s * s, c * c);
+    s2 + T::of_int(j & 1) * (c2 - s2)
+}
+
+/// `sin²` for any angle.
+fn sin_squared(a: f64) -> f64 {
+    let s = sin_cos(a).0;
+    s * s
+}
+
+/// `(j, sin r, cos r)` with `a = j·π/2 + r`, `r ∈ [−π/4, π/4]`.
+#[inline(always)]
+fn reduced_sin_cos<T: Real>(a: T) -> (i32, T, T) {
     let (j, r) = a.quadrant();
     let r2 = r * r;
     let k = T::of;
@@ -228,14 +287,7 @@ fn fast_sin_cos<T: Real>(a: T) -> (T, T) {
         + r2 * (k(-0.5)
             + r2 * (k(1.0 / 24.0)
                 + r2 * (k(-1.0 / 720.0) + r2 * (k(1.0 / 40_320.0) + r2 * k(-1.0 / 3_628_800.0)))));
-    // Quadrant q: (sin, cos) = (s, c), (c, −s), (−s, −c), (−c, s) for q = 0, 1, 2, 3.
-    let odd = T::of_int(j & 1);
-    let sin_sign = T::of_int(1 - (j & 2));
-    let cos_sign = T::of_int(1 - ((j + 1) & 2));
-    (
-        (s + odd * (c - s)) * sin_sign,
-        (c + odd * (s - c)) * cos_sign,
-    )
+    (j, s, c)
 }
 
 /// `(sin a, cos a)` for any `a`.
@@ -247,11 +299,19 @@ fn sin_cos(a: f64) -> (f64, f64) {
     }
 }
 
-/// The fast path over a block: every angle in range, so nothing but arithmetic.
+/// The fast path over a block: every angle in range, so nothing but arithmetic (one loop per
+/// form, so that none decides per sample).
 #[inline(always)]
-fn shape_block<T: Real>(p: &Coefficients<T>, one_angle: bool, buf: &mut [f32]) {
-    for v in buf.iter_mut() {
-        *v = shape(p, one_angle, *v, fast_sin_cos);
+fn shape_block<T: Real>(p: &Coefficients<T>, form: Form, buf: &mut [f32]) {
+    let each = |buf: &mut [f32], form| {
+        for v in buf.iter_mut() {
+            *v = shape(p, form, *v, fast_sin_cos, fast_sin_squared);
+        }
+    };
+    match form {
+        Form::SinSquared => each(buf, Form::SinSquared),
+        Form::OneAngle => each(buf, Form::OneAngle),
+        Form::Three => each(buf, Form::Three),
     }
 }
 
@@ -261,19 +321,19 @@ fn shape_block<T: Real>(p: &Coefficients<T>, one_angle: bool, buf: &mut [f32]) {
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn shape_block_avx2<T: Real>(p: &Coefficients<T>, one_angle: bool, buf: &mut [f32]) {
-    shape_block(p, one_angle, buf);
+unsafe fn shape_block_avx2<T: Real>(p: &Coefficients<T>, form: Form, buf: &mut [f32]) {
+    shape_block(p, form, buf);
 }
 
 /// [`shape_block`] on the widest SIMD this CPU has.
-fn run_block<T: Real>(p: &Coefficients<T>, one_angle: bool, buf: &mut [f32]) {
+fn run_block<T: Real>(p: &Coefficients<T>, form: Form, buf: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2.
-        unsafe { shape_block_avx2(p, one_angle, buf) };
+        unsafe { shape_block_avx2(p, form, buf) };
         return;
     }
-    shape_block(p, one_angle, buf);
+    shape_block(p, form, buf);
 }
 
 impl InPlace for Distortion {
@@ -288,7 +348,7 @@ impl InPlace for Distortion {
         Distortion {
             p: *p,
             p32: p.coefficients(),
-            one_angle: p.sin_scale == p.cos_scale && p.cos_scale == p.tan_scale,
+            form: Form::of(p),
             in_range: widest < FAST_RANGE,
             small: p.largest() <= SMALL,
         }
@@ -302,13 +362,13 @@ impl InPlace for Distortion {
 
     fn process(&mut self, buf: &mut [f32]) {
         if self.small {
-            run_block(&self.p32, self.one_angle, buf);
+            run_block(&self.p32, self.form, buf);
         } else if self.in_range {
-            run_block(&self.p.coefficients::<f64>(), self.one_angle, buf);
+            run_block(&self.p.coefficients::<f64>(), self.form, buf);
         } else {
             let p = self.p.coefficients::<f64>();
             for v in buf.iter_mut() {
-                *v = shape(&p, self.one_angle, *v, sin_cos);
+                *v = shape(&p, self.form, *v, sin_cos, sin_squared);
             }
         }
     }
@@ -318,11 +378,11 @@ impl InPlace for Distortion {
 mod tests {
     use super::super::test_signal::*;
     use super::super::{InPlace, clamp_unit};
-    use super::{Distortion, fast_sin_cos, params, shape, sin_cos};
+    use super::{Distortion, Form, params, sin_cos};
     use crate::protocol::filters::Distortion as Config;
 
     #[test]
-    fn the_f32_path_matches_f64_for_small_settings() {
+    fn the_f32_path_matches_the_formula_for_small_settings() {
         let input = sine(440.0, 0.95, 0.05);
         for config in [
             Config {
@@ -350,15 +410,102 @@ mod tests {
             assert!(d.small);
             let mut out = input.clone();
             d.process(&mut out);
-            let p64 = p.coefficients::<f64>();
             for (&x, &y) in input.iter().zip(&out) {
-                let want = shape(&p64, d.one_angle, x, fast_sin_cos);
+                let want = reference(&config, x);
                 // Near a pole of tan both clamp; elsewhere f32 keeps a few millionths.
                 assert!(
                     (y - want).abs() < 2e-4,
                     "{config:?}: {x} gives {y}, want {want}"
                 );
                 assert_eq!(clamp_unit(y), y);
+            }
+        }
+    }
+
+    /// The formula as it reads, in f64 with the C library's functions.
+    fn reference(c: &Config, x: f32) -> f32 {
+        let (x, f) = (f64::from(x), |v: f32| f64::from(v));
+        let y = f(c.offset)
+            + f(c.scale)
+                * (f(c.sin_offset) + (x * f(c.sin_scale)).sin())
+                * (f(c.cos_offset) + (x * f(c.cos_scale)).cos())
+                * (f(c.tan_offset) + (x * f(c.tan_scale)).tan());
+        if y.is_nan() {
+            0.0
+        } else {
+            y.clamp(-1.0, 1.0) as f32
+        }
+    }
+
+    #[test]
+    fn each_form_computes_the_formula() {
+        let input = sine(440.0, 0.95, 0.05);
+        for (config, form) in [
+            (
+                Config {
+                    scale: 0.9,
+                    ..Config::default()
+                },
+                Form::SinSquared,
+            ),
+            (
+                Config {
+                    sin_scale: 3.0,
+                    cos_scale: 3.0,
+                    tan_scale: 3.0,
+                    offset: 0.2,
+                    scale: 0.5,
+                    ..Config::default()
+                },
+                Form::SinSquared,
+            ),
+            (
+                Config {
+                    cos_offset: 0.25,
+                    scale: 0.7,
+                    ..Config::default()
+                },
+                Form::OneAngle,
+            ),
+            (
+                Config {
+                    tan_scale: 0.5,
+                    ..Config::default()
+                },
+                Form::Three,
+            ),
+            // Settings too large for f32: the same forms in f64.
+            (
+                Config {
+                    sin_scale: 100.0,
+                    cos_scale: 100.0,
+                    tan_scale: 100.0,
+                    ..Config::default()
+                },
+                Form::SinSquared,
+            ),
+            (
+                Config {
+                    sin_scale: 100.0,
+                    cos_scale: 100.0,
+                    tan_scale: 100.0,
+                    tan_offset: 1.0,
+                    scale: 0.1,
+                    ..Config::default()
+                },
+                Form::OneAngle,
+            ),
+        ] {
+            let mut d = Distortion::new(&params(&Some(config)).unwrap());
+            assert_eq!(d.form, form, "{config:?}");
+            let mut out = input.clone();
+            d.process(&mut out);
+            for (&x, &y) in input.iter().zip(&out) {
+                let want = reference(&config, x);
+                assert!(
+                    (y - want).abs() < 2e-4,
+                    "{config:?}: {x} gives {y}, want {want}"
+                );
             }
         }
     }
