@@ -143,9 +143,10 @@ trait Real:
     fn from_sample(x: f32) -> Self;
     /// Clamped to [-1, 1]; NaN becomes 0.
     fn to_sample(self) -> f32;
-    /// `(j, r)` with `self = j·π/2 + r`, `r ∈ [−π/4, π/4]`.
-    fn quadrant(self) -> (i32, Self);
-    fn of_int(j: i32) -> Self;
+    /// `(j, r)` with `self = j·π/2 + r`, `r ∈ [−π/4, π/4]`, `j` a whole number. Float
+    /// arithmetic only (a saturating conversion to an integer would not vectorise).
+    fn quadrant(self) -> (Self, Self);
+    fn floor(self) -> Self;
 }
 
 impl Real for f64 {
@@ -166,13 +167,13 @@ impl Real for f64 {
         }
     }
     #[inline(always)]
-    fn quadrant(self) -> (i32, Self) {
-        let j = (self * std::f64::consts::FRAC_2_PI + 0.5f64.copysign(self)) as i32;
-        (j, self - f64::from(j) * std::f64::consts::FRAC_PI_2)
+    fn quadrant(self) -> (Self, Self) {
+        let j = (self * std::f64::consts::FRAC_2_PI).round();
+        (j, self - j * std::f64::consts::FRAC_PI_2)
     }
     #[inline(always)]
-    fn of_int(j: i32) -> Self {
-        f64::from(j)
+    fn floor(self) -> Self {
+        f64::floor(self)
     }
 }
 
@@ -194,13 +195,13 @@ impl Real for f32 {
         }
     }
     #[inline(always)]
-    fn quadrant(self) -> (i32, Self) {
-        let j = (self * std::f32::consts::FRAC_2_PI + 0.5f32.copysign(self)) as i32;
-        (j, self - j as f32 * std::f32::consts::FRAC_PI_2)
+    fn quadrant(self) -> (Self, Self) {
+        let j = (self * std::f32::consts::FRAC_2_PI).round();
+        (j, self - j * std::f32::consts::FRAC_PI_2)
     }
     #[inline(always)]
-    fn of_int(j: i32) -> Self {
-        j as f32
+    fn floor(self) -> Self {
+        f32::floor(self)
     }
 }
 
@@ -249,9 +250,14 @@ const FAST_RANGE: f64 = 1e6;
 fn fast_sin_cos<T: Real>(a: T) -> (T, T) {
     let (j, s, c) = reduced_sin_cos(a);
     // Quadrant q: (sin, cos) = (s, c), (c, −s), (−s, −c), (−c, s) for q = 0, 1, 2, 3.
-    let odd = T::of_int(j & 1);
-    let sin_sign = T::of_int(1 - (j & 2));
-    let cos_sign = T::of_int(1 - ((j + 1) & 2));
+    let k = T::of;
+    let q = j - k(4.0) * (j * k(0.25)).floor(); // j mod 4
+    let half = (q * k(0.5)).floor(); // 0, 0, 1, 1
+    let odd = q - k(2.0) * half;
+    let sin_sign = k(1.0) - k(2.0) * half;
+    // cos is negative in quadrants 1 and 2: ⌊(q + 1)/2⌋ = 0, 1, 1, 2 is odd there.
+    let next = ((q + k(1.0)) * k(0.5)).floor();
+    let cos_sign = k(1.0) - k(2.0) * (next - k(2.0) * (next * k(0.5)).floor());
     (
         (s + odd * (c - s)) * sin_sign,
         (c + odd * (s - c)) * cos_sign,
@@ -264,7 +270,8 @@ fn fast_sin_cos<T: Real>(a: T) -> (T, T) {
 fn fast_sin_squared<T: Real>(a: T) -> T {
     let (j, s, c) = reduced_sin_cos(a);
     let (s2, c2) = (s * s, c * c);
-    s2 + T::of_int(j & 1) * (c2 - s2)
+    let odd = j - T::of(2.0) * (j * T::of(0.5)).floor();
+    s2 + odd * (c2 - s2)
 }
 
 /// `sin²` for any angle.
@@ -275,7 +282,7 @@ fn sin_squared(a: f64) -> f64 {
 
 /// `(j, sin r, cos r)` with `a = j·π/2 + r`, `r ∈ [−π/4, π/4]`.
 #[inline(always)]
-fn reduced_sin_cos<T: Real>(a: T) -> (i32, T, T) {
+fn reduced_sin_cos<T: Real>(a: T) -> (T, T, T) {
     let (j, r) = a.quadrant();
     let r2 = r * r;
     let k = T::of;
