@@ -66,9 +66,8 @@ impl Vibrato {
         for (n, &sin) in sines.iter().enumerate() {
             let u = 0.5 * (sin + 1.0);
             let delay = u * self.p.swing + BASE_DELAY;
-            // `delay` is at least BASE_DELAY, so truncating is flooring.
-            let whole = delay as i32;
-            // Read position n - delay = (n - whole - 1) + t with t in (0, 1]; the points are
+            let whole = whole_part(delay);
+            // Read position n - delay = (n - whole - 1) + t with t in [0, 1]; the points are
             // frames n - whole - 2 ..= n - whole + 1 after the history.
             let t = 1.0 - (delay - whole as f32);
             taps.start[n] = HISTORY as i32 + n as i32 - whole - 2;
@@ -98,6 +97,29 @@ impl InPlace for Vibrato {
     }
 
     fn process(&mut self, buf: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports AVX.
+            unsafe { self.run_avx(buf) };
+            return;
+        }
+        self.run(buf);
+    }
+}
+
+impl Vibrato {
+    /// [`Vibrato::run`] compiled for AVX (the taps of a chunk in twice the lanes).
+    ///
+    /// # Safety
+    /// The CPU must support AVX.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    unsafe fn run_avx(&mut self, buf: &mut [f32]) {
+        self.run(buf);
+    }
+
+    #[inline(always)]
+    fn run(&mut self, buf: &mut [f32]) {
         let mut sines = self.lfo.sines();
         let mut lfo = [0.0f32; CHUNK];
         let mut taps = Taps {
@@ -126,6 +148,19 @@ impl InPlace for Vibrato {
     }
 }
 
+/// `⌊delay⌋` for a delay in [BASE_DELAY, BASE_DELAY + MAX_SWING], or one less when `delay` is
+/// a whole odd number (the interpolation then reads the same value at t = 0 instead of t = 1).
+/// Float arithmetic and bit masks only: `as i32` must saturate, and that kept the compiler
+/// from computing the taps in SIMD lanes. Adding 2²³ rounds to a whole number (half to even),
+/// which then stands in the low mantissa bits; the clamp keeps the read inside the line
+/// whatever the input.
+#[inline(always)]
+fn whole_part(delay: f32) -> i32 {
+    const TWO_POW_23: f32 = 8_388_608.0;
+    let rounded = (delay - 0.5 + TWO_POW_23).to_bits() & 0x7f_ffff;
+    (rounded as i32).clamp(BASE_DELAY as i32 - 1, (BASE_DELAY + MAX_SWING) as i32)
+}
+
 /// Catmull–Rom interpolation weights of the points `y0, y1, y2, y3` for the position `t`
 /// between `y1` (t = 0) and `y2` (t = 1): the cubic through `y1` and `y2` whose slopes there are
 /// `(y2 − y0)/2` and `(y3 − y1)/2`. The weights sum to 1.
@@ -144,7 +179,25 @@ fn catmull_rom_weights(t: f32) -> [f32; 4] {
 #[cfg(test)]
 mod tests {
     use super::super::test_signal::*;
-    use super::catmull_rom_weights;
+    use super::{BASE_DELAY, MAX_SWING, catmull_rom_weights, whole_part};
+
+    #[test]
+    fn whole_part_floors_or_lands_on_a_point() {
+        for i in 0..=(MAX_SWING as u32 * 64) {
+            let delay = BASE_DELAY + i as f32 / 64.0;
+            let whole = whole_part(delay);
+            let t = 1.0 - (delay - whole as f32);
+            assert!((0.0..=1.0).contains(&t), "{delay}: whole {whole}, t {t}");
+            if delay.fract() != 0.0 {
+                assert_eq!(whole, delay.floor() as i32, "{delay}");
+            }
+        }
+        // Whatever comes in, the read stays inside the line.
+        for delay in [f32::NAN, -1e9, 1e9, f32::INFINITY] {
+            let whole = whole_part(delay);
+            assert!((2..=99).contains(&whole), "{delay}: {whole}");
+        }
+    }
 
     fn interpolate(y: [f32; 4], t: f32) -> f32 {
         let w = catmull_rom_weights(t);
