@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use crate::audio::engine::AudioEngine;
+use crate::audio::filters::FilterChain;
 use crate::audio::pipeline::TrackPipeline;
 use crate::audio::player_audio::{AudioSignal, PlayerAudio};
 use crate::protocol::filters::Filters;
@@ -393,6 +394,13 @@ impl Player {
 
     /// Replaces the whole filter set and sends a `playerUpdate`.
     pub async fn set_filters(&self, filters: Filters) {
+        // Tables the new filters need are built on the blocking pool, not in the frame loop.
+        let needed = filters.clone();
+        let prepared = tokio::task::spawn_blocking(move || FilterChain::prepare(&needed)).await;
+        if let Err(e) = prepared {
+            // The audio worker then builds what is missing itself; nothing is lost.
+            tracing::warn!(error = %e, "preparing filter tables failed");
+        }
         let mut inner = self.inner.lock().await;
         self.audio.set_filters(filters.clone());
         inner.filters = filters;

@@ -125,6 +125,16 @@ impl FilterChain {
         chain
     }
 
+    /// Builds the shared tables a chain for `filters` will need (the timescale's resampling
+    /// weights, about a millisecond for a ratio not in use), so that the audio worker that
+    /// builds the chain finds them ready instead of computing them inside its frame loop.
+    /// Blocking work: call it off the async runtime.
+    pub fn prepare(filters: &Filters) {
+        if let Some(p) = timescale::params(&filters.timescale) {
+            p.prepare();
+        }
+    }
+
     /// True if `filters` has at least one active filter, i.e. a chain built from it would not
     /// be bypassed. Cheap: builds nothing.
     pub fn would_be_active(filters: &Filters) -> bool {

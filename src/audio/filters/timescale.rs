@@ -66,6 +66,14 @@ impl Params {
     fn resample_ratio(&self) -> f64 {
         1.0 / (self.pitch * self.rate)
     }
+
+    /// Builds the resampling stage's weights ahead of time (see `FilterChain::prepare`).
+    pub(super) fn prepare(&self) {
+        let ratio = self.resample_ratio();
+        if ratio != 1.0 {
+            super::varispeed::prepare(ratio);
+        }
+    }
 }
 
 pub(super) struct Timescale {

@@ -81,8 +81,7 @@ impl Varispeed {
 
     /// Continue at a new ratio from the current position.
     pub(super) fn set_ratio(&mut self, ratio: f64) {
-        let speedup = (1.0 / ratio).max(1.0);
-        self.taps = ((MIN_TAPS as f64 * speedup / 8.0).ceil() as usize * 8).min(MAX_TAPS);
+        self.taps = taps_for(ratio);
         self.table = shared_table(ratio, self.taps);
         self.step = ((ONE as f64) / ratio).round() as u64;
     }
@@ -125,6 +124,18 @@ impl Varispeed {
         }
         self.position -= drop as u64 * ONE;
     }
+}
+
+/// Weights per output frame at `ratio`: the filter's span in input frames stays the same.
+fn taps_for(ratio: f64) -> usize {
+    let speedup = (1.0 / ratio).max(1.0);
+    ((MIN_TAPS as f64 * speedup / 8.0).ceil() as usize * 8).min(MAX_TAPS)
+}
+
+/// Builds (or finds) the table for `ratio` now, so that a resampler made for it later finds it
+/// among the recent ones.
+pub(super) fn prepare(ratio: f64) {
+    shared_table(ratio, taps_for(ratio));
 }
 
 /// Tables kept after their last resampler is gone (the most recently used ones): a bot's
@@ -368,6 +379,19 @@ mod tests {
             weak.upgrade().is_none(),
             "an unused table was kept too long"
         );
+    }
+
+    #[test]
+    fn a_prepared_table_is_the_one_a_resampler_then_gets() {
+        let ratio = 0.6789;
+        prepare(ratio);
+        let weak = {
+            let tables = TABLES.lock().unwrap();
+            let (_, table) = tables.iter().find(|(k, _)| *k == ratio.to_bits()).unwrap();
+            Arc::downgrade(table)
+        };
+        let v = Varispeed::new(ratio, &[]);
+        assert!(Arc::ptr_eq(&v.table, &weak.upgrade().unwrap()));
     }
 
     #[test]
