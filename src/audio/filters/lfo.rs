@@ -1,11 +1,11 @@
 //! The sine oscillator behind tremolo, vibrato and rotation: `sin φ`, `φ += step` per frame.
 //!
 //! Within one `process` call the sine comes from rotating unit phasors (`sin` and `cos` of the
-//! step, four multiplications per frame; four phasors a frame apart take turns, so that each
+//! step, four multiplications per frame; sixteen phasors a frame apart take turns, so that each
 //! frame need not wait for the previous one's arithmetic) instead of calling `sin` for every
-//! frame, which cost more than the filters' own arithmetic. The phase itself is kept as an angle and advanced
-//! once per call, so rounding in the phasor never builds up beyond one call (in f64 it stays
-//! below 1e-12 there).
+//! frame, which cost more than the filters' own arithmetic. The phase itself is kept as an
+//! angle and advanced once per call, so rounding in the phasor never builds up beyond one call
+//! (in f64 it stays below 1e-12 there).
 
 use std::f64::consts::TAU;
 
@@ -31,10 +31,18 @@ impl Lfo {
     /// until `advance`.
     pub(super) fn sines(&self) -> Sines {
         // Lane k starts at phase + k·step; every lane then moves on by LANES steps at a time.
+        // The first SEEDS lanes come from the library; each further one is the lane SEEDS
+        // before it rotated by SEEDS steps (so only a few library calls per `process`).
         let mut sin = [0.0; LANES];
         let mut cos = [0.0; LANES];
-        for (k, (s, c)) in sin.iter_mut().zip(cos.iter_mut()).enumerate() {
-            (*s, *c) = (self.phase + k as f64 * self.step).sin_cos();
+        for k in 0..SEEDS {
+            (sin[k], cos[k]) = (self.phase + k as f64 * self.step).sin_cos();
+        }
+        let (seed_sin, seed_cos) = (SEEDS as f64 * self.step).sin_cos();
+        for k in SEEDS..LANES {
+            let (s, c) = (sin[k - SEEDS], cos[k - SEEDS]);
+            sin[k] = s * seed_cos + c * seed_sin;
+            cos[k] = c * seed_cos - s * seed_sin;
         }
         let (step_sin, step_cos) = (LANES as f64 * self.step).sin_cos();
         Sines {
@@ -73,8 +81,12 @@ const BLOCK: usize = 256;
 
 /// Independent phasors, interleaved: one rotation of each yields `LANES` frames, and the
 /// rotations do not wait on each other (one phasor would make every frame wait for the
-/// previous frame's multiplications).
-const LANES: usize = 4;
+/// previous frame's multiplications). Sixteen f64 lanes are four AVX registers: enough
+/// independent rotations to hide the multiply-add latency.
+const LANES: usize = 16;
+
+/// Lanes whose starting values come from the library (see [`Lfo::sines`]).
+const SEEDS: usize = 4;
 
 /// `sin` of successive frames' phases, from the phase at the call's start.
 pub(super) struct Sines {
