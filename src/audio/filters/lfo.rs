@@ -111,9 +111,9 @@ impl Sines {
     }
 
     /// The next `out.len()` values, as that many calls of `next` would give them, a whole
-    /// rotation at a time (so the loop has no branch per value and runs in SIMD lanes: all
-    /// four lanes in one AVX register where the CPU has it, with the same operations, so the
-    /// same values, as without).
+    /// rotation at a time (so the loop has no branch per value and runs in SIMD lanes: AVX
+    /// registers where the CPU has them, with the same operations, so the same values, as
+    /// without).
     pub(super) fn fill(&mut self, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx") {
